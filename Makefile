@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SLRT_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+export SLRT_TEST_POSTGRES_URL
+
+.PHONY: run test lint typecheck unit postgres-up bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Serve the API on the SQLite default (./var/slrt.db) with demo data.
+run: $(STAMP)
+	$(BIN)/slrt demo-data --region 64.74 --households 2000 --if-empty
+	$(BIN)/slrt serve --host 127.0.0.1 --port 8000
+
+## The whole suite: lint, types, unit, application tests on SQLite and PostgreSQL, API tests.
+test: $(STAMP) postgres-up lint typecheck
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+postgres-up:
+	@bash infra/postgres-up.sh
+
+bench: $(STAMP) postgres-up
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""SLRT: event-sourced case management for the integrated social-protection referral system."""

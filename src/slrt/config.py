@@ -1,0 +1,95 @@
+"""Settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Validated at start-up; every value comes from an `SLRT_` variable or a default."""
+
+    model_config = SettingsConfigDict(env_prefix="SLRT_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/slrt.db",
+        description="sqlite:///path/to/file.db (embedded default) or postgresql://user@host/db",
+    )
+    cipher_key: str | None = Field(
+        default=None,
+        description="Base64 AES key; when set, stored events are encrypted at rest",
+    )
+    postgres_lock_timeout_seconds: int = 5
+    postgres_pool_size: int = 10
+    sqlite_lock_timeout_seconds: int = 10
+    command_retries: int = Field(default=3, ge=0, le=10)
+    submission_windows_enforced: bool = True
+    timezone_default: str = "Asia/Jakarta"
+    projection_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    projection_batch_size: int = Field(default=500, ge=1, le=100_000)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            msg = "SLRT_DATABASE_URL must start with sqlite:// or postgresql://"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file named by `sqlite:///relative` or `sqlite:////absolute`."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The eventsourcing library's own settings, derived from ours.
+
+        POSTGRES_ENABLE_DB_FUNCTIONS is deliberately never set: it was measured
+        to lose events for concurrent readers.
+        """
+        env: dict[str, str] = {}
+        if self.is_postgres:
+            url = urlparse(self.database_url)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.postgres",
+                POSTGRES_DBNAME=url.path.lstrip("/") or "postgres",
+                POSTGRES_HOST=url.hostname or "127.0.0.1",
+                POSTGRES_PORT=str(url.port or 5432),
+                POSTGRES_USER=unquote(url.username or "postgres"),
+                POSTGRES_PASSWORD=unquote(url.password or ""),
+                POSTGRES_LOCK_TIMEOUT=str(self.postgres_lock_timeout_seconds),
+                POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT="30",
+                POSTGRES_POOL_SIZE=str(self.postgres_pool_size),
+                POSTGRES_PRE_PING="y",
+            )
+        else:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                SQLITE_DBNAME=str(self.sqlite_path),
+                SQLITE_LOCK_TIMEOUT=str(self.sqlite_lock_timeout_seconds),
+            )
+        if self.cipher_key:
+            env.update(
+                CIPHER_TOPIC="eventsourcing.cryptography:AESCipher",
+                CIPHER_KEY=self.cipher_key,
+            )
+        return env
+
+    def sqlalchemy_url(self) -> str:
+        """The read models live in the same database as the events."""
+        if self.is_postgres:
+            rest = self.database_url.split("://", 1)[1]
+            return f"postgresql+psycopg://{rest}"
+        return f"sqlite:///{self.sqlite_path}"

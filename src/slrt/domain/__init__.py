@@ -1,0 +1,1 @@
+"""The domain: plain Python aggregates and rules. Imports nothing from infrastructure."""

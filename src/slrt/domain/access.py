@@ -1,0 +1,54 @@
+"""Who may do what, where: every role is bound to a region code and acts inside it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from slrt.domain.common import Actor, DomainError, Role
+
+
+class Forbidden(DomainError):
+    title = "Forbidden"
+
+
+class Action(StrEnum):
+    SUBMIT_PROPOSAL = "submit a proposal"
+    DECIDE_AT_VILLAGE = "record the village decision on a proposal"
+    DECIDE_AT_DINSOS = "record the Dinsos decision on a proposal"
+    WITHDRAW_PROPOSAL = "withdraw a proposal"
+    PUBLISH_SCORING_MODEL = "publish a scoring model"
+    IMPORT_HOUSEHOLDS = "import households"
+    READ = "read"
+
+
+ALLOWED_ROLES: dict[Action, frozenset[Role]] = {
+    Action.SUBMIT_PROPOSAL: frozenset({Role.FRONT_OFFICE, Role.SLRT_MANAGER}),
+    Action.DECIDE_AT_VILLAGE: frozenset({Role.VILLAGE_HEAD}),
+    Action.DECIDE_AT_DINSOS: frozenset({Role.DINSOS_VERIFIER}),
+    Action.WITHDRAW_PROPOSAL: frozenset({Role.FRONT_OFFICE, Role.SLRT_MANAGER}),
+    Action.PUBLISH_SCORING_MODEL: frozenset({Role.ADMIN}),
+    Action.IMPORT_HOUSEHOLDS: frozenset({Role.ADMIN, Role.SYSTEM}),
+    Action.READ: frozenset(Role),
+}
+
+NATIONAL = "ID"
+
+
+def covers(actor_region: str, target_region: str) -> bool:
+    """A region code covers itself and every region below it (64.74 covers 64.74.01.1001)."""
+    if actor_region == NATIONAL:
+        return True
+    return target_region == actor_region or target_region.startswith(actor_region + ".")
+
+
+def authorize(actor: Actor, action: Action, region: str | None = None) -> None:
+    """Refuses an action the actor's role may not take, or one outside its region."""
+    if actor.role not in ALLOWED_ROLES[action]:
+        raise Forbidden(f"role {actor.role.value} may not {action.value}", action=action.value)
+    reads_anywhere = action is Action.READ and actor.role is Role.INSPECTOR
+    if region is not None and not reads_anywhere and not covers(actor.region, region):
+        raise Forbidden(
+            f"{actor.user_id} ({actor.role.value}, {actor.region}) may not {action.value} "
+            f"in region {region}",
+            action=action.value,
+        )

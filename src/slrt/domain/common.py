@@ -1,0 +1,67 @@
+"""What every aggregate shares: who acted, and the errors the domain raises."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    FRONT_OFFICE = "front_office"
+    VILLAGE_HEAD = "village_head"
+    DINSOS_VERIFIER = "dinsos_verifier"
+    SLRT_MANAGER = "slrt_manager"
+    AGENCY = "agency"
+    INSPECTOR = "inspector"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issued a command: recorded on every event it causes."""
+
+    user_id: str
+    role: Role
+    region: str
+
+    def as_record(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Actor:
+        return cls(user_id=record["user_id"], role=Role(record["role"]), region=record["region"])
+
+
+class DomainError(Exception):
+    """A command broke a rule of the domain. Nothing is written."""
+
+    title = "Domain rule violated"
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class InvalidInput(DomainError):
+    """The command's data is not acceptable (bad NIK, unknown region, ...)."""
+
+    title = "Invalid input"
+
+
+class IllegalTransition(DomainError):
+    """The aggregate is not in a state where this command is allowed."""
+
+    title = "Illegal transition"
+
+
+class NotFound(DomainError):
+    title = "Not found"
+
+
+class ConcurrentEdit(DomainError):
+    """Someone else changed the aggregate first; retry with the current version."""
+
+    title = "Concurrent edit"

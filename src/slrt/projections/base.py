@@ -1,0 +1,173 @@
+"""Tracked projections: each event is applied exactly once.
+
+A projection's rows and its position (the last notification id it applied) are
+written in one transaction of the read-model database. The position is moved
+with a compare-and-set, so two workers running the same projection cannot both
+apply a batch. Projections follow the event store by polling, and are woken early
+by saves in the same process; SQLite has no subscribe, and polling also means a
+lost notification can never stall a projection.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import Any
+
+import structlog
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from sqlalchemy import Column, Connection, Engine, Integer, String, Table, insert, select, update
+
+from slrt.db import metadata
+
+log = structlog.get_logger("slrt.projections")
+
+tracking = Table(
+    "projection_tracking",
+    metadata,
+    Column("projection", String(100), primary_key=True),
+    Column("application", String(100), nullable=False),
+    Column("notification_id", Integer, nullable=False),
+)
+
+
+class Projection(ABC):
+    """A read model: applies events to its tables inside the caller's transaction."""
+
+    name: str
+    tables: tuple[Table, ...] = ()
+
+    @abstractmethod
+    def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
+        """Applies one event. Must be deterministic: a rebuild gives the same rows."""
+
+    def finish_batch(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """Work done once per batch (e.g. re-ranking the scopes the batch touched)."""
+
+
+class ProjectionWorker:
+    """Feeds one projection from the application's notification log."""
+
+    def __init__(
+        self,
+        app: Application[Any],
+        engine: Engine,
+        projection: Projection,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.projection = projection
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def position(self) -> int:
+        with self.engine.connect() as conn:
+            return self._position(conn)
+
+    def _position(self, conn: Connection) -> int:
+        row = conn.execute(
+            select(tracking.c.notification_id).where(tracking.c.projection == self.name)
+        ).first()
+        return int(row[0]) if row else 0
+
+    def lag(self) -> int:
+        """How many notifications are recorded but not yet applied."""
+        return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
+
+    def run_once(self) -> int:
+        """Applies the next batch in one transaction; returns how many notifications it read."""
+        with self.engine.begin() as conn:
+            start = self._position(conn)
+            notifications: list[Notification] = self.app.recorder.select_notifications(
+                start=start + 1, limit=self.batch_size
+            )
+            if not notifications:
+                return 0
+            for notification in notifications:
+                domain_event = self.app.mapper.to_domain_event(notification)
+                self.projection.apply(conn, domain_event, notification.id)
+            self.projection.finish_batch(conn)
+            self._advance(conn, start, notifications[-1].id)
+        return len(notifications)
+
+    def _advance(self, conn: Connection, old: int, new: int) -> None:
+        if old == 0:
+            exists = conn.execute(
+                select(tracking.c.projection).where(tracking.c.projection == self.name)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(tracking).values(
+                        projection=self.name, application=self.app.name, notification_id=new
+                    )
+                )
+                return
+        moved = conn.execute(
+            update(tracking)
+            .where(tracking.c.projection == self.name, tracking.c.notification_id == old)
+            .values(notification_id=new)
+        )
+        if moved.rowcount != 1:
+            msg = f"projection {self.name}: another worker moved the position from {old}"
+            raise PositionMoved(msg)
+
+    def catch_up(self) -> int:
+        """Applies everything recorded so far; returns how many notifications it read."""
+        total = 0
+        while read := self.run_once():
+            total += read
+        return total
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"projection-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        log.info("projection.started", projection=self.name, position=self.position())
+        while not self._stop.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except PositionMoved as error:
+                log.info("projection.position_moved", projection=self.name, detail=str(error))
+                continue
+            except Exception as error:  # keep following; the batch was rolled back
+                self.error = error
+                log.exception("projection.batch_failed", projection=self.name)
+                self._stop.wait(self.poll_interval * 4)
+                continue
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+        log.info("projection.stopped", projection=self.name, position=self.position())
+
+    def reset(self) -> None:
+        """Empties the projection's tables and position, for a rebuild from zero."""
+        with self.engine.begin() as conn:
+            for table in self.projection.tables:
+                conn.execute(table.delete())
+            conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+
+
+class PositionMoved(RuntimeError):
+    """Another worker applied this batch first; ours was rolled back."""

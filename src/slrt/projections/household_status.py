@@ -1,0 +1,462 @@
+"""household_status: each household's current data, score, rank and desil.
+
+Scores come from the current scoring model version; ranks and desils are computed
+per ranking scope (the kabupaten/kota) once per batch, for the scopes the batch
+touched. The table never holds a full NIK or No. KK: members are stored masked,
+and look-ups by NIK / No. KK go through keyed hashes in `household_lookup`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    delete,
+    insert,
+    select,
+    update,
+)
+
+from slrt.db import UtcDateTime, metadata
+from slrt.domain.household import deprivation_count
+from slrt.domain.ranking import rank_scope
+from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
+from slrt.domain.scoring import ModelVersion
+from slrt.projections.base import Projection
+
+household_status = Table(
+    "household_status",
+    metadata,
+    Column("household_id", String(36), primary_key=True),
+    Column("region", String(13), nullable=False, index=True),
+    Column("kecamatan", String(8), nullable=False, index=True),
+    Column("scope", String(5), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("removal_reason", String(16)),
+    Column("head_name", String(100), nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("rt", String(3), nullable=False),
+    Column("rw", String(3), nullable=False),
+    Column("no_kk_masked", String(16), nullable=False),
+    Column("members", Text, nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Column("indicators", Text, nullable=False),
+    Column("deprivations", Integer, nullable=False),
+    Column("is_poor", Boolean, nullable=False),
+    Column("pmks", Text, nullable=False),
+    Column("programmes", Text, nullable=False),
+    Column("score", Float),
+    Column("model_version", Integer),
+    Column("rank", Integer),
+    Column("desil", Integer, index=True),
+    Column("registered_at", UtcDateTime(), nullable=False),
+    Column("source", String(200)),
+    Column("last_proposal_id", String(36)),
+    Column("last_event", String(64), nullable=False),
+    Column("last_event_at", UtcDateTime(), nullable=False),
+    Column("last_notification_id", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+household_lookup = Table(
+    "household_lookup",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("household_id", String(36), primary_key=True),
+    Column("kind", String(3), primary_key=True),  # "nik" or "kk"
+)
+
+ranking_scopes = Table(
+    "ranking_scopes",
+    metadata,
+    Column("scope", String(5), primary_key=True),
+    Column("population", Integer, nullable=False),
+    Column("model_version", Integer),
+)
+
+scoring_versions = Table(
+    "scoring_versions",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("model", Text, nullable=False),
+    Column("published_at", UtcDateTime(), nullable=False),
+)
+
+
+def lookup_hash(key: bytes, identifier: str) -> str:
+    """A keyed hash of a NIK or No. KK: searchable without storing the number."""
+    return hmac.new(key, identifier.encode(), hashlib.sha256).hexdigest()
+
+
+def _masked_members(members: list[dict[str, str]]) -> str:
+    return json.dumps(
+        [{**m, "nik": mask_identifier(m["nik"])} for m in members], separators=(",", ":")
+    )
+
+
+class HouseholdStatusProjection(Projection):
+    name = "household_status"
+    tables = (household_status, household_lookup, ranking_scopes, scoring_versions)
+
+    def __init__(self, lookup_key: bytes) -> None:
+        self.lookup_key = lookup_key
+        self._dirty_scopes: set[str] = set()
+        self._rescore_all = False
+
+    def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
+        handler = {
+            "Household.Registered": self._registered,
+            "Household.DataUpdated": self._data_updated,
+            "Household.Removed": self._removed,
+            "Household.Enrolled": self._programmes_changed,
+            "Household.Unenrolled": self._programmes_changed,
+            "ScoringModel.VersionPublished": self._version_published,
+        }.get(type(event).__qualname__)
+        if handler is not None:
+            handler(conn, event, notification_id)
+
+    # -- events -------------------------------------------------------------------
+
+    def _current_model(self, conn: Connection) -> ModelVersion | None:
+        row = conn.execute(
+            select(scoring_versions.c.model).order_by(scoring_versions.c.version.desc()).limit(1)
+        ).first()
+        return ModelVersion.from_record(json.loads(row[0])) if row else None
+
+    def _scored(self, conn: Connection, indicators: dict[str, bool], members: int) -> dict[str, Any]:
+        model = self._current_model(conn)
+        if model is None:
+            return {"score": None, "model_version": None}
+        return {"score": model.score(indicators, members), "model_version": model.version}
+
+    @staticmethod
+    def _touched(event: Any, notification_id: int) -> dict[str, Any]:
+        return {
+            "last_event": type(event).__qualname__,
+            "last_event_at": event.timestamp,
+            "last_notification_id": notification_id,
+            "version": event.originator_version,
+        }
+
+    def _index_identifiers(
+        self, conn: Connection, household_id: str, *, niks: list[str] | None, no_kk: str | None
+    ) -> None:
+        """Replaces the look-up hashes of the identifiers that changed."""
+        for kind, identifiers in (("nik", niks), ("kk", [no_kk] if no_kk else None)):
+            if identifiers is None:
+                continue
+            conn.execute(
+                delete(household_lookup).where(
+                    household_lookup.c.household_id == household_id,
+                    household_lookup.c.kind == kind,
+                )
+            )
+            conn.execute(
+                insert(household_lookup),
+                [
+                    {"key_hash": h, "household_id": household_id, "kind": kind}
+                    for h in sorted({lookup_hash(self.lookup_key, i) for i in identifiers})
+                ],
+            )
+
+    def _registered(self, conn: Connection, event: Any, notification_id: int) -> None:
+        data = event.data
+        household_id = str(event.originator_id)
+        indicators = data["indicators"]
+        conn.execute(
+            insert(household_status).values(
+                household_id=household_id,
+                region=data["region"],
+                kecamatan=data["region"][:8],
+                scope=kabupaten_of(data["region"]),
+                status="active",
+                removal_reason=None,
+                head_name=next(m["name"] for m in data["members"] if m["relationship"] == "head"),
+                address=data["address"],
+                rt=data["rt"],
+                rw=data["rw"],
+                no_kk_masked=mask_identifier(data["no_kk"]),
+                members=_masked_members(data["members"]),
+                member_count=len(data["members"]),
+                indicators=json.dumps(indicators),
+                deprivations=deprivation_count(indicators),
+                is_poor=deprivation_count(indicators) >= POOR_HOUSEHOLD_THRESHOLD,
+                pmks=json.dumps(data.get("pmks", [])),
+                programmes="[]",
+                registered_at=event.timestamp,
+                source=event.source,
+                last_proposal_id=str(event.proposal_id) if event.proposal_id else None,
+                rank=None,
+                desil=None,
+                **self._scored(conn, indicators, len(data["members"])),
+                **self._touched(event, notification_id),
+            )
+        )
+        self._index_identifiers(
+            conn,
+            household_id,
+            niks=[m["nik"] for m in data["members"]],
+            no_kk=data["no_kk"],
+        )
+        self._dirty_scopes.add(kabupaten_of(data["region"]))
+
+    def _row(self, conn: Connection, household_id: str) -> Any:
+        row = conn.execute(
+            select(household_status).where(household_status.c.household_id == household_id)
+        ).first()
+        if row is None:
+            msg = f"household_status has no row for {household_id}; was the projection reset?"
+            raise LookupError(msg)
+        return row
+
+    def _data_updated(self, conn: Connection, event: Any, notification_id: int) -> None:
+        household_id = str(event.originator_id)
+        row = self._row(conn, household_id)
+        changes = event.changes
+        values: dict[str, Any] = {}
+        for key in ("address", "rt", "rw"):
+            if key in changes:
+                values[key] = changes[key]
+        if "pmks" in changes:
+            values["pmks"] = json.dumps(changes["pmks"])
+        if "no_kk" in changes:
+            values["no_kk_masked"] = mask_identifier(changes["no_kk"])
+        members = changes.get("members")
+        if members is not None:
+            values["members"] = _masked_members(members)
+            values["member_count"] = len(members)
+            values["head_name"] = next(m["name"] for m in members if m["relationship"] == "head")
+        indicators = changes.get("indicators", json.loads(row.indicators))
+        values["indicators"] = json.dumps(indicators)
+        values["deprivations"] = deprivation_count(indicators)
+        values["is_poor"] = values["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
+        if "indicators" in changes or members is not None:
+            member_count = values.get("member_count", row.member_count)
+            values.update(self._scored(conn, indicators, member_count))
+            self._dirty_scopes.add(row.scope)
+        self._index_identifiers(
+            conn,
+            household_id,
+            niks=[m["nik"] for m in members] if members is not None else None,
+            no_kk=changes.get("no_kk"),
+        )
+        conn.execute(
+            update(household_status)
+            .where(household_status.c.household_id == household_id)
+            .values(
+                last_proposal_id=str(event.proposal_id),
+                **values,
+                **self._touched(event, notification_id),
+            )
+        )
+
+    def _removed(self, conn: Connection, event: Any, notification_id: int) -> None:
+        household_id = str(event.originator_id)
+        row = self._row(conn, household_id)
+        conn.execute(
+            update(household_status)
+            .where(household_status.c.household_id == household_id)
+            .values(
+                status="removed",
+                removal_reason=event.reason,
+                rank=None,
+                desil=None,
+                last_proposal_id=str(event.proposal_id),
+                **self._touched(event, notification_id),
+            )
+        )
+        self._dirty_scopes.add(row.scope)
+
+    def _programmes_changed(self, conn: Connection, event: Any, notification_id: int) -> None:
+        household_id = str(event.originator_id)
+        row = self._row(conn, household_id)
+        programmes = set(json.loads(row.programmes))
+        if type(event).__qualname__ == "Household.Enrolled":
+            programmes.add(event.programme)
+        else:
+            programmes.discard(event.programme)
+        conn.execute(
+            update(household_status)
+            .where(household_status.c.household_id == household_id)
+            .values(
+                programmes=json.dumps(sorted(programmes)),
+                last_proposal_id=str(event.proposal_id),
+                **self._touched(event, notification_id),
+            )
+        )
+
+    def _version_published(self, conn: Connection, event: Any, notification_id: int) -> None:
+        published_at: datetime = event.timestamp
+        conn.execute(
+            insert(scoring_versions).values(
+                version=event.model["version"],
+                model=json.dumps(event.model, sort_keys=True),
+                published_at=published_at,
+            )
+        )
+        self._rescore_all = True
+
+    # -- once per batch -----------------------------------------------------------
+
+    def finish_batch(self, conn: Connection) -> None:
+        if self._rescore_all:
+            self._rescore(conn)
+            self._dirty_scopes.update(
+                r[0] for r in conn.execute(select(household_status.c.scope).distinct())
+            )
+        for scope in sorted(self._dirty_scopes):
+            self.rerank(conn, scope)
+        self._dirty_scopes.clear()
+        self._rescore_all = False
+
+    def _rescore(self, conn: Connection) -> None:
+        model = self._current_model(conn)
+        assert model is not None
+        rows = conn.execute(
+            select(
+                household_status.c.household_id,
+                household_status.c.indicators,
+                household_status.c.member_count,
+            )
+        ).all()
+        if rows:
+            conn.execute(
+                update(household_status)
+                .where(household_status.c.household_id == bindparam("hid"))
+                .values(score=bindparam("new_score"), model_version=model.version),
+                [
+                    {"hid": r[0], "new_score": model.score(json.loads(r[1]), r[2])}
+                    for r in rows
+                ],
+            )
+
+    def rerank(self, conn: Connection, scope: str) -> None:
+        """Ranks the active, scored households of one scope; writes only changed rows."""
+        rows = conn.execute(
+            select(
+                household_status.c.household_id,
+                household_status.c.score,
+                household_status.c.rank,
+                household_status.c.desil,
+                household_status.c.model_version,
+            ).where(
+                household_status.c.scope == scope,
+                household_status.c.status == "active",
+                household_status.c.score.is_not(None),
+            )
+        ).all()
+        ranks = rank_scope((r[0], r[1]) for r in rows)
+        changed = [
+            {"hid": r[0], "new_rank": ranks[r[0]][0], "new_desil": ranks[r[0]][1]}
+            for r in rows
+            if (r[2], r[3]) != ranks[r[0]]
+        ]
+        if changed:
+            conn.execute(
+                update(household_status)
+                .where(household_status.c.household_id == bindparam("hid"))
+                .values(rank=bindparam("new_rank"), desil=bindparam("new_desil")),
+                changed,
+            )
+        model_version = max((r[4] for r in rows), default=None)
+        conn.execute(delete(ranking_scopes).where(ranking_scopes.c.scope == scope))
+        conn.execute(
+            insert(ranking_scopes).values(
+                scope=scope, population=len(rows), model_version=model_version
+            )
+        )
+
+
+# -- queries --------------------------------------------------------------------
+
+
+def _region_filter(region: str) -> Any:
+    """A province, kabupaten/kota, kecamatan or desa code selects what lies inside it."""
+    if len(region) == 2:
+        return household_status.c.scope.like(f"{region}.%")
+    if len(region) == 5:
+        return household_status.c.scope == region
+    if len(region) == 8:
+        return household_status.c.kecamatan == region
+    return household_status.c.region == region
+
+
+def get_household_status(conn: Connection, household_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(household_status, ranking_scopes.c.population)
+        .select_from(
+            household_status.outerjoin(
+                ranking_scopes, ranking_scopes.c.scope == household_status.c.scope
+            )
+        )
+        .where(household_status.c.household_id == household_id)
+    ).first()
+    return _as_dict(row) if row else None
+
+
+def list_households(
+    conn: Connection,
+    *,
+    lookup_key: bytes,
+    region: str | None,
+    desil: int | None,
+    status: str | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Households in a region, poorest first; `q` is a NIK / No. KK or part of a name/address."""
+    query = select(household_status)
+    if region:
+        query = query.where(_region_filter(region))
+    if desil is not None:
+        query = query.where(household_status.c.desil == desil)
+    if status:
+        query = query.where(household_status.c.status == status)
+    if q:
+        digits = q.strip()
+        if digits.isdigit() and len(digits) == 16:
+            ids = select(household_lookup.c.household_id).where(
+                household_lookup.c.key_hash == lookup_hash(lookup_key, digits)
+            )
+            query = query.where(household_status.c.household_id.in_(ids))
+        else:
+            pattern = f"%{q.strip().lower()}%"
+            query = query.where(
+                household_status.c.head_name.ilike(pattern)
+                | household_status.c.address.ilike(pattern)
+            )
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(
+        query.order_by(
+            household_status.c.rank.is_(None),
+            household_status.c.scope,
+            household_status.c.rank,
+            household_status.c.household_id,
+        )
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return int(total), [_as_dict(r) for r in rows]
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("members", "indicators", "pmks", "programmes"):
+        data[key] = json.loads(data[key])
+    return data

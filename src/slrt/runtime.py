@@ -1,0 +1,73 @@
+"""Composition root: builds the application, the read-model engine and the workers."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from slrt.application import Clock, SlrtApplication, utc_now
+from slrt.config import Settings
+from slrt.db import create_read_engine, metadata
+from slrt.domain import windows
+from slrt.projections.base import Projection, ProjectionWorker
+from slrt.projections.household_status import HouseholdStatusProjection
+from slrt.projections.proposal_list import ProposalListProjection
+
+
+def lookup_key(settings: Settings) -> bytes:
+    """Key of the NIK / No. KK look-up hashes: derived from the cipher key when set."""
+    secret = settings.cipher_key or "slrt-lookup-key-without-cipher"
+    return hashlib.sha256(b"slrt-lookup:" + secret.encode()).digest()
+
+
+def build_projections(settings: Settings) -> list[Projection]:
+    return [HouseholdStatusProjection(lookup_key(settings)), ProposalListProjection()]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    app: SlrtApplication
+    engine: Engine
+    workers: dict[str, ProjectionWorker] = field(default_factory=dict)
+
+    def start_workers(self, names: list[str] | None = None) -> None:
+        for name, worker in self.workers.items():
+            if names is None or name in names:
+                worker.start()
+
+    def catch_up(self) -> None:
+        """Applies every recorded event to every projection (tests, CLI, rebuild)."""
+        for worker in self.workers.values():
+            worker.catch_up()
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        self.app.close()
+        self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    submission_policy: windows.SubmissionPolicy | None = None,
+) -> Runtime:
+    app = SlrtApplication(settings, clock=clock, submission_policy=submission_policy)
+    engine = create_read_engine(settings)
+    metadata.create_all(engine)
+    runtime = Runtime(settings=settings, app=app, engine=engine)
+    for projection in build_projections(settings):
+        worker = ProjectionWorker(
+            app,
+            engine,
+            projection,
+            batch_size=settings.projection_batch_size,
+            poll_interval=settings.projection_poll_interval_seconds,
+        )
+        app.on_recorded(worker.wake)
+        runtime.workers[projection.name] = worker
+    return runtime
