@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from slrt.config import Settings
 from slrt.domain import windows
 from slrt.domain.access import Action, authorize
-from slrt.domain.common import Actor, ConcurrentEdit, InvalidInput, NotFound
+from slrt.domain.common import Actor, ConcurrentEdit, InvalidInput, NotFound, VersionMismatch
 from slrt.domain.household import Household, validate_household_data
 from slrt.domain.proposal import Proposal, ProposalKind, validate_payload
 from slrt.domain.scoring import ScoringModel
@@ -115,7 +115,7 @@ class SlrtApplication(Application[UUID]):
     @staticmethod
     def _check_version(aggregate: Aggregate, expected_version: int | None) -> None:
         if expected_version is not None and aggregate.version != expected_version:
-            raise ConcurrentEdit(
+            raise VersionMismatch(
                 f"{type(aggregate).__name__.lower()} {aggregate.id} is at version "
                 f"{aggregate.version}, not {expected_version}",
                 current_version=aggregate.version,

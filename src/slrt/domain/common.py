@@ -65,3 +65,9 @@ class ConcurrentEdit(DomainError):
     """Someone else changed the aggregate first; retry with the current version."""
 
     title = "Concurrent edit"
+
+
+class VersionMismatch(ConcurrentEdit):
+    """The caller's expected version (If-Match) is not the current one."""
+
+    title = "Version mismatch"

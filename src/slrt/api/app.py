@@ -1,0 +1,125 @@
+"""create_app(settings): the HTTP composition root. Nothing happens at import."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from slrt.api import errors
+from slrt.api.routers import health, households, proposals, scoring
+from slrt.config import Settings
+from slrt.runtime import Runtime, build_runtime
+
+log = structlog.get_logger("slrt.api")
+
+ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the limit with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Any) -> None:
+        response = errors.problem(
+            413, "Payload too large", f"request bodies are limited to {self.max_bytes} bytes"
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, run_workers: bool = True
+) -> FastAPI:
+    """Builds the API. With `run_workers`, the projection workers run in this process
+    (the embedded default: one command runs everything)."""
+    owned = runtime is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        active = runtime or build_runtime(settings)
+        app.state.runtime = active
+        if run_workers:
+            active.start_workers()
+        log.info("api.started", database="postgresql" if settings.is_postgres else "sqlite")
+        try:
+            yield
+        finally:
+            if owned:
+                active.close()
+            else:
+                for worker in active.workers.values():
+                    worker.stop()
+
+    app = FastAPI(
+        title="SLRT — Sistem Layanan Rujukan Terpadu",
+        version="0.1.0",
+        description=(
+            "Event-sourced case management for Indonesia's integrated social-protection "
+            "referral system. Errors are RFC 9457 problem details."
+        ),
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id[:64]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, method=request.method, path=request.url.path
+        )
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    for router in (proposals.router, households.router, scoring.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # type: ignore[arg-type]
+    return app

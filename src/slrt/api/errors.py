@@ -1,0 +1,142 @@
+"""RFC 9457 problem details for every error, in one place.
+
+Nothing a client sends may produce a 500; internal names and stack traces never
+reach a response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from slrt.domain.access import Forbidden
+from slrt.domain.common import (
+    ConcurrentEdit,
+    DomainError,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    VersionMismatch,
+)
+from slrt.domain.windows import OutsideSubmissionWindow
+
+log = structlog.get_logger("slrt.api")
+
+PROBLEM = "application/problem+json"
+_TYPE_BASE = "https://slrt.example.id/problems/"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extensions}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _status_of(error: DomainError) -> int:
+    if isinstance(error, InvalidInput):
+        return 422
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, Forbidden):
+        return 403
+    if isinstance(error, VersionMismatch):
+        return 412
+    if isinstance(error, IllegalTransition | ConcurrentEdit | OutsideSubmissionWindow):
+        return 409
+    return 400
+
+
+def _slug(error: DomainError) -> str:
+    name = type(error).__name__
+    return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+async def domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    status = _status_of(error)
+    log.info(
+        "command.refused",
+        outcome=status,
+        reason=type(error).__name__,
+        detail=error.detail,
+        path=request.url.path,
+    )
+    extensions = {k: _jsonable(v) for k, v in error.context.items()}
+    headers = {}
+    if isinstance(error, VersionMismatch) and "current_version" in error.context:
+        headers["ETag"] = f'"{error.context["current_version"]}"'
+    return problem(
+        status,
+        error.title,
+        error.detail,
+        type_=_TYPE_BASE + _slug(error),
+        headers=headers or None,
+        **extensions,
+    )
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+async def validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+        for e in error.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    log.info("request.invalid", outcome=422, path=request.url.path, errors=errors[:5])
+    return problem(
+        422,
+        "Invalid request",
+        summary or "the request is not valid",
+        type_=_TYPE_BASE + "invalid-request",
+        errors=errors,
+    )
+
+
+async def http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    detail = error.detail if isinstance(error.detail, str) else "request refused"
+    return problem(error.status_code, _reason_phrase(error.status_code), detail)
+
+
+async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    log.exception("request.failed", path=request.url.path)
+    return problem(500, "Internal error", "the server failed; the error was logged")
+
+
+def _reason_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,210 @@
+"""Proposals (usulan): submit, village decision, Dinsos decision, withdraw, read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from slrt.api.deps import ActorDep, ExpectedVersionDep, RuntimeDep
+from slrt.api.schemas.proposals import (
+    DinsosDecision,
+    NewProposal,
+    Page,
+    ProposalOut,
+    ProposalSummary,
+    RegionCode,
+    VillageDecision,
+    Withdrawal,
+)
+from slrt.domain.access import Action, authorize
+from slrt.domain.proposal import Proposal, ProposalStatus
+from slrt.domain.reference import mask_identifier
+from slrt.projections.proposal_list import list_proposals
+
+router = APIRouter(prefix="/api/v1/proposals", tags=["proposals"])
+
+_EXAMPLE_REGISTER = {
+    "kind": "register",
+    "household": {
+        "region": "64.74.01.1001",
+        "address": "Jl. Mulawarman No. 12",
+        "rt": "003",
+        "rw": "005",
+        "no_kk": "6474010101200001",
+        "members": [
+            {"nik": "6474011508800001", "name": "Budi Santoso", "relationship": "head", "sex": "L"},
+            {"nik": "6474015508820002", "name": "Siti Aminah", "relationship": "spouse", "sex": "P"},
+        ],
+        "indicators": {
+            "floor_area": True,
+            "floor_material": True,
+            "wall_material": False,
+            "sanitation": True,
+            "lighting": False,
+            "drinking_water": True,
+            "cooking_fuel": True,
+            "protein": True,
+            "clothing": True,
+            "meals": False,
+            "medical_care": True,
+            "head_occupation": True,
+            "head_education": True,
+            "savings": True,
+        },
+        "pmks": ["Fakir Miskin"],
+    },
+    "note": "Diusulkan melalui RT 003",
+}
+
+
+def _out(proposal: Proposal) -> ProposalOut:
+    return ProposalOut(
+        id=proposal.id,
+        kind=proposal.kind.value,
+        status=proposal.status.value,
+        region=proposal.region,
+        household_id=proposal.household_id,
+        payload=_masked(proposal.payload),
+        note=proposal.note,
+        berita_acara=proposal.berita_acara,
+        decisions=proposal.decisions,
+        submitted_by=proposal.submitted_by,  # type: ignore[arg-type]
+        submitted_at=proposal.created_on,
+        updated_at=proposal.modified_on,
+        version=proposal.version,
+    )
+
+
+def _masked(payload: dict[str, Any]) -> dict[str, Any]:
+    """Proposals carry full NIKs and No. KK; the API shows them masked."""
+    household = payload.get("household") or payload.get("changes")
+    if not household:
+        return payload
+    shown = dict(household)
+    if "no_kk" in shown:
+        shown["no_kk"] = mask_identifier(shown["no_kk"])
+    if "members" in shown:
+        shown["members"] = [{**m, "nik": mask_identifier(m["nik"])} for m in shown["members"]]
+    key = "household" if "household" in payload else "changes"
+    return {**payload, key: shown}
+
+
+def _answer(runtime: RuntimeDep, proposal_id: UUID, response: Response) -> ProposalOut:
+    proposal = runtime.app.get_proposal(proposal_id)
+    response.headers["ETag"] = f'"{proposal.version}"'
+    return _out(proposal)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProposalOut)
+def submit_proposal(
+    body: Annotated[NewProposal, Body(openapi_examples={"register": {"value": _EXAMPLE_REGISTER}})],
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    response: Response,
+) -> ProposalOut:
+    """A front office logs a proposal to register, update, remove, enrol or unenrol a household."""
+    data = body.model_dump(mode="json", exclude_none=True)
+    kind = data.pop("kind")
+    household_id = data.pop("household_id", None)
+    note = data.pop("note", None)
+    proposal_id = runtime.app.submit_proposal(
+        actor=actor,
+        kind=kind,
+        payload=data,
+        household_id=UUID(household_id) if household_id else None,
+        note=note,
+    )
+    response.headers["Location"] = f"/api/v1/proposals/{proposal_id}"
+    return _answer(runtime, proposal_id, response)
+
+
+@router.post("/{proposal_id}/village-decision", response_model=ProposalOut)
+def decide_at_village(
+    proposal_id: UUID,
+    body: VillageDecision,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    version: ExpectedVersionDep,
+    response: Response,
+) -> ProposalOut:
+    """The musyawarah desa's decision, with its berita acara (number, date, SHA-256)."""
+    runtime.app.decide_at_village(
+        actor=actor,
+        proposal_id=proposal_id,
+        approve=body.decision == "approve",
+        berita_acara=body.berita_acara.model_dump(mode="json") if body.berita_acara else None,
+        reason=body.reason,
+        expected_version=version,
+    )
+    return _answer(runtime, proposal_id, response)
+
+
+@router.post("/{proposal_id}/dinsos-decision", response_model=ProposalOut)
+def decide_at_dinsos(
+    proposal_id: UUID,
+    body: DinsosDecision,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    version: ExpectedVersionDep,
+    response: Response,
+) -> ProposalOut:
+    """Dinsos verifies (the household changes at once) or returns the proposal to the village."""
+    runtime.app.decide_at_dinsos(
+        actor=actor,
+        proposal_id=proposal_id,
+        verify=body.decision == "verify",
+        reason=body.reason,
+        expected_version=version,
+    )
+    return _answer(runtime, proposal_id, response)
+
+
+@router.post("/{proposal_id}/withdraw", response_model=ProposalOut)
+def withdraw_proposal(
+    proposal_id: UUID,
+    body: Withdrawal,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    version: ExpectedVersionDep,
+    response: Response,
+) -> ProposalOut:
+    runtime.app.withdraw_proposal(
+        actor=actor, proposal_id=proposal_id, reason=body.reason, expected_version=version
+    )
+    return _answer(runtime, proposal_id, response)
+
+
+@router.get("/{proposal_id}", response_model=ProposalOut)
+def get_proposal(
+    proposal_id: UUID, runtime: RuntimeDep, actor: ActorDep, response: Response
+) -> ProposalOut:
+    proposal = runtime.app.get_proposal(proposal_id)
+    authorize(actor, Action.READ, proposal.region)
+    return _answer(runtime, proposal_id, response)
+
+
+@router.get("", response_model=Page[ProposalSummary])
+def list_proposals_route(
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    region: Annotated[RegionCode | None, Query()] = None,
+    status_: Annotated[ProposalStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[ProposalSummary]:
+    """Proposals in a region (default: the caller's own), newest first."""
+    region = region or actor.region
+    authorize(actor, Action.READ, region)
+    with runtime.engine.connect() as conn:
+        total, rows = list_proposals(
+            conn,
+            region=None if region == "ID" else region,
+            status=status_.value if status_ else None,
+            limit=limit,
+            offset=offset,
+        )
+    return Page[ProposalSummary](
+        total=total, limit=limit, offset=offset, items=[ProposalSummary(**r) for r in rows]
+    )

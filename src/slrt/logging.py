@@ -1,0 +1,80 @@
+"""Structured logs: JSON lines in production, console on a TTY, same shape for every logger.
+
+A processor masks anything that looks like a NIK, No. KK or phone number wherever
+it appears in an event (message or any field), not only in known fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from slrt.config import Settings
+
+# 16 digits (NIK, No. KK), possibly split by spaces/dots/dashes, and Indonesian phones.
+_LONG_ID = re.compile(r"(?<!\d)(\d{4})[\s.-]?(\d{4})[\s.-]?(\d{4})[\s.-]?(\d{4})(?!\d)")
+_PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)8\d{1,2}[\s.-]?\d{3,4}[\s.-]?\d{3,5}(?!\d)")
+
+
+def mask_text(text: str) -> str:
+    text = _LONG_ID.sub(lambda m: f"{m.group(1)}********{m.group(4)}", text)
+    return _PHONE.sub(lambda m: m.group(0)[:4] + "****" + m.group(0)[-3:], text)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask(v) for v in value)
+    return value
+
+
+def mask_personal_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _mask(value)
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    json_lines = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty()
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        mask_personal_data,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,59 @@
+"""Shared fixtures: a controllable clock, a throw-away PostgreSQL database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from slrt.config import Settings
+
+POSTGRES_URL = os.environ.get(
+    "SLRT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class Clock:
+    """A clock the test moves by hand. Starts inside the DTKS window (day 15–25)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 20, 2, 0, tzinfo=UTC))  # 10:00 WITA, Friday
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: object) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path}/slrt.db", log_format="console")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the real server, dropped afterwards."""
+    name = f"slrt_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_settings(postgres_database: str) -> Settings:
+    return Settings(database_url=postgres_database, log_format="console", postgres_pool_size=5)

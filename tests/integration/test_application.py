@@ -1,0 +1,383 @@
+"""Application scenarios, run on SQLite and on the real PostgreSQL by subclassing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import select
+
+from slrt.config import Settings
+from slrt.domain.access import Forbidden
+from slrt.domain.common import InvalidInput, VersionMismatch
+from slrt.domain.household import HouseholdRemoved
+from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
+from slrt.domain.windows import OutsideSubmissionWindow
+from slrt.projections.household_status import get_household_status, household_status
+from slrt.projections.proposal_list import proposal_list
+from slrt.runtime import Runtime, build_runtime
+from tests.builders import (
+    ADMIN,
+    DINSOS,
+    FRONT_OFFICE,
+    OTHER_VILLAGE_HEAD,
+    VILLAGE_HEAD,
+    berita_acara,
+    default_model,
+    household,
+    indicators,
+)
+from tests.conftest import Clock
+
+
+class ApplicationScenarios:
+    """Given/when/then scenarios against the application and its projections."""
+
+    @pytest.fixture
+    def settings(self) -> Settings:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def runtime(self, settings: Settings, clock: Clock) -> Iterator[Runtime]:
+        runtime = build_runtime(settings, clock=clock)
+        yield runtime
+        runtime.close()
+
+    # -- helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def publish_model(runtime: Runtime, **overrides: Any) -> int:
+        return runtime.app.publish_scoring_model(
+            actor=ADMIN, note="test model", **{**default_model(), **overrides}
+        )
+
+    @staticmethod
+    def submit(runtime: Runtime, kind: str = "register", **fields: Any) -> UUID:
+        household_id = fields.pop("household_id", None)
+        payload = fields or {"household": household()}
+        return runtime.app.submit_proposal(
+            actor=FRONT_OFFICE, kind=kind, payload=payload, household_id=household_id
+        )
+
+    @staticmethod
+    def approve(runtime: Runtime, proposal_id: UUID) -> None:
+        runtime.app.decide_at_village(
+            actor=VILLAGE_HEAD, proposal_id=proposal_id, approve=True, berita_acara=berita_acara()
+        )
+
+    @staticmethod
+    def verify(runtime: Runtime, proposal_id: UUID) -> None:
+        runtime.app.decide_at_dinsos(actor=DINSOS, proposal_id=proposal_id, verify=True)
+
+    def register(self, runtime: Runtime, **household_fields: Any) -> UUID:
+        proposal_id = self.submit(runtime, household=household(**household_fields))
+        self.approve(runtime, proposal_id)
+        self.verify(runtime, proposal_id)
+        household_id = runtime.app.get_proposal(proposal_id).household_id
+        assert household_id is not None
+        return household_id
+
+    def through(self, runtime: Runtime, kind: str, household_id: UUID, **payload: Any) -> UUID:
+        proposal_id = self.submit(runtime, kind, household_id=household_id, **payload)
+        self.approve(runtime, proposal_id)
+        self.verify(runtime, proposal_id)
+        return proposal_id
+
+    @staticmethod
+    def status_of(runtime: Runtime, household_id: UUID) -> dict[str, Any]:
+        runtime.catch_up()
+        with runtime.engine.connect() as conn:
+            row = get_household_status(conn, str(household_id))
+        assert row is not None
+        return row
+
+    @staticmethod
+    def household_rows(runtime: Runtime) -> int:
+        runtime.catch_up()
+        with runtime.engine.connect() as conn:
+            return len(conn.execute(select(household_status.c.household_id)).all())
+
+    # -- the happy path -----------------------------------------------------------
+
+    def test_verified_register_proposal_creates_a_scored_ranked_household(
+        self, runtime: Runtime
+    ) -> None:
+        self.publish_model(runtime)
+        household_id = self.register(runtime, deprived=12)
+
+        proposal_events = runtime.app.repository.get(household_id)
+        assert proposal_events.status == "active"
+        row = self.status_of(runtime, household_id)
+        assert row["model_version"] == 1
+        assert row["score"] is not None
+        assert (row["rank"], row["desil"], row["population"]) == (1, 1, 1)
+        assert row["is_poor"] is True
+
+    def test_household_events_name_the_proposal_that_caused_them(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        self.approve(runtime, proposal_id)
+        self.verify(runtime, proposal_id)
+        household_id = runtime.app.get_proposal(proposal_id).household_id
+        assert household_id is not None
+        events = list(runtime.app.events.get(household_id))
+        assert [type(e).__qualname__ for e in events] == ["Household.Registered"]
+        assert events[0].proposal_id == proposal_id
+        assert events[0].actor["user_id"] == DINSOS.user_id
+
+    def test_applying_an_update_changes_score_and_ranks_in_the_scope(
+        self, runtime: Runtime
+    ) -> None:
+        self.publish_model(runtime)
+        poorer = self.register(runtime, deprived=12)
+        richer = self.register(runtime, deprived=4)
+        assert self.status_of(runtime, poorer)["rank"] == 1
+        before = self.status_of(runtime, richer)["score"]
+
+        self.through(runtime, "update", richer, changes={"indicators": indicators(14)})
+
+        after = self.status_of(runtime, richer)
+        assert after["score"] < before
+        assert after["rank"] == 1
+        assert self.status_of(runtime, poorer)["rank"] == 2
+
+    def test_a_new_model_version_rescores_and_reranks_everyone(self, runtime: Runtime) -> None:
+        self.publish_model(runtime)
+        big_family = self.register(runtime, deprived=5, members=8)
+        small_family = self.register(runtime, deprived=6, members=1)
+        assert self.status_of(runtime, big_family)["rank"] == 1
+
+        self.publish_model(runtime, household_size_weight=0.0)
+
+        assert self.status_of(runtime, small_family)["rank"] == 1
+        assert self.status_of(runtime, big_family)["model_version"] == 2
+
+    def test_a_removed_household_keeps_its_data_but_leaves_the_ranking(
+        self, runtime: Runtime
+    ) -> None:
+        self.publish_model(runtime)
+        leaving = self.register(runtime, deprived=13)
+        staying = self.register(runtime, deprived=10)
+
+        self.through(runtime, "remove", leaving, reason="mampu")
+
+        row = self.status_of(runtime, leaving)
+        assert (row["status"], row["rank"], row["desil"]) == ("removed", None, None)
+        assert row["head_name"] == "Budi Santoso"
+        assert self.status_of(runtime, staying)["rank"] == 1
+        with pytest.raises(HouseholdRemoved):
+            self.submit(runtime, "update", household_id=leaving, changes={"address": "Jl. Baru"})
+
+    def test_enrolment_adds_a_programme(self, runtime: Runtime) -> None:
+        household_id = self.register(runtime)
+        self.through(runtime, "enrol", household_id, programme="PKH")
+        assert self.status_of(runtime, household_id)["programmes"] == ["PKH"]
+        with pytest.raises(Exception, match="already enrolled"):
+            self.submit(runtime, "enrol", household_id=household_id, programme="PKH")
+
+    # -- refusals change nothing ------------------------------------------------------
+
+    def test_a_rejected_proposal_changes_nothing(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        runtime.app.decide_at_village(
+            actor=VILLAGE_HEAD,
+            proposal_id=proposal_id,
+            approve=False,
+            reason="Rumah tangga tidak ditemukan",
+            berita_acara=berita_acara(),
+        )
+        assert runtime.app.get_proposal(proposal_id).status is ProposalStatus.VILLAGE_REJECTED
+        assert self.household_rows(runtime) == 0
+        with pytest.raises(ProposalNotPending):
+            self.verify(runtime, proposal_id)
+
+    def test_a_returned_proposal_changes_nothing_until_approved_again(
+        self, runtime: Runtime
+    ) -> None:
+        proposal_id = self.submit(runtime)
+        self.approve(runtime, proposal_id)
+        runtime.app.decide_at_dinsos(
+            actor=DINSOS, proposal_id=proposal_id, verify=False, reason="Foto rumah kurang jelas"
+        )
+        assert runtime.app.get_proposal(proposal_id).status is ProposalStatus.RETURNED
+        assert self.household_rows(runtime) == 0
+
+        self.approve(runtime, proposal_id)
+        self.verify(runtime, proposal_id)
+        assert self.household_rows(runtime) == 1
+
+    def test_a_withdrawn_proposal_cannot_be_approved(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        runtime.app.withdraw_proposal(
+            actor=FRONT_OFFICE, proposal_id=proposal_id, reason="Diajukan ganda"
+        )
+        with pytest.raises(ProposalNotPending, match="withdrawn"):
+            self.approve(runtime, proposal_id)
+
+    def test_double_approval_is_refused(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        self.approve(runtime, proposal_id)
+        with pytest.raises(ProposalNotPending, match="village_approved"):
+            self.approve(runtime, proposal_id)
+
+    def test_approval_without_berita_acara_is_refused(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        with pytest.raises(MissingBeritaAcara):
+            runtime.app.decide_at_village(
+                actor=VILLAGE_HEAD, proposal_id=proposal_id, approve=True, berita_acara=None
+            )
+        assert runtime.app.get_proposal(proposal_id).version == 1
+
+    def test_invalid_nik_and_unknown_region_are_refused_at_submission(
+        self, runtime: Runtime
+    ) -> None:
+        bad_nik = household()
+        bad_nik["members"][0]["nik"] = "6474013208800001"  # day 32
+        with pytest.raises(InvalidInput, match="NIK"):
+            self.submit(runtime, household=bad_nik)
+        unknown_region = household(region="64.74.09.1001")
+        with pytest.raises(InvalidInput, match="not a Kemendagri region"):
+            self.submit(runtime, household=unknown_region)
+        assert runtime.app.recorder.max_notification_id() in (None, 0)
+
+    def test_proposal_outside_its_window_names_the_next_window(
+        self, runtime: Runtime, clock: Clock
+    ) -> None:
+        clock.advance(days=10)  # 30 November
+        with pytest.raises(OutsideSubmissionWindow, match="2026-12-15 to 2026-12-25"):
+            self.submit(runtime)
+
+    def test_a_village_head_cannot_decide_for_another_desa(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        with pytest.raises(Forbidden):
+            runtime.app.decide_at_village(
+                actor=OTHER_VILLAGE_HEAD,
+                proposal_id=proposal_id,
+                approve=True,
+                berita_acara=berita_acara(),
+            )
+
+    def test_a_stale_expected_version_is_refused(self, runtime: Runtime) -> None:
+        proposal_id = self.submit(runtime)
+        self.approve(runtime, proposal_id)
+        with pytest.raises(VersionMismatch):
+            runtime.app.decide_at_dinsos(
+                actor=DINSOS, proposal_id=proposal_id, verify=True, expected_version=1
+            )
+
+    # -- concurrency ------------------------------------------------------------------
+
+    def test_concurrent_approvals_of_one_proposal_record_one_approval(
+        self, runtime: Runtime
+    ) -> None:
+        proposal_id = self.submit(runtime)
+        outcomes = self._race(8, lambda: self.approve(runtime, proposal_id))
+        assert outcomes.count("ok") == 1
+        assert outcomes.count("ProposalNotPending") == 7
+        approvals = [
+            e
+            for e in runtime.app.events.get(proposal_id)
+            if type(e).__qualname__ == "Proposal.VillageApproved"
+        ]
+        assert len(approvals) == 1
+
+    def test_concurrent_changes_to_one_household_are_all_applied(self, runtime: Runtime) -> None:
+        household_id = self.register(runtime)
+        programmes = ["KKS", "BPNT", "PKH", "KIP"]
+        proposals = []
+        for programme in programmes:
+            proposal_id = self.submit(runtime, "enrol", household_id=household_id, programme=programme)
+            self.approve(runtime, proposal_id)
+            proposals.append(proposal_id)
+        pending = iter(proposals)
+        lock = threading.Lock()
+
+        def verify_next() -> None:
+            with lock:
+                proposal_id = next(pending)
+            self.verify(runtime, proposal_id)
+
+        outcomes = self._race(len(proposals), verify_next)
+        assert outcomes == ["ok"] * len(proposals)
+        assert sorted(runtime.app.get_household(household_id).programmes) == sorted(programmes)
+
+    @staticmethod
+    def _race(threads: int, action: Any) -> list[str]:
+        barrier = threading.Barrier(threads)
+        outcomes: list[str] = []
+
+        def run() -> None:
+            barrier.wait()
+            try:
+                action()
+                outcomes.append("ok")
+            except Exception as error:
+                outcomes.append(type(error).__name__)
+
+        workers = [threading.Thread(target=run) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return outcomes
+
+    # -- projections ------------------------------------------------------------------
+
+    def test_rebuilding_household_status_from_zero_gives_the_live_rows(
+        self, runtime: Runtime
+    ) -> None:
+        self.publish_model(runtime)
+        ids = [self.register(runtime, deprived=d, members=1 + d % 4) for d in range(2, 14, 2)]
+        self.through(runtime, "update", ids[0], changes={"indicators": indicators(13)})
+        self.through(runtime, "remove", ids[1], reason="moved")
+        self.through(runtime, "enrol", ids[2], programme="KIP")
+        self.publish_model(runtime, household_size_weight=2.5)
+        live = self._snapshot(runtime)
+
+        for worker in runtime.workers.values():
+            worker.reset()
+        assert self._snapshot(runtime) == live  # _snapshot catches up first
+        assert len(live["household_status"]) == len(ids)
+
+    @staticmethod
+    def _snapshot(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
+        runtime.catch_up()
+        with runtime.engine.connect() as conn:
+            return {
+                table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+                for table in (household_status, proposal_list)
+            }
+
+    def test_a_restarted_projection_resumes_where_it_stopped(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        first = build_runtime(settings, clock=clock)
+        self.publish_model(first)
+        self.register(first)
+        first.catch_up()
+        position = first.workers["household_status"].position()
+        first.close()
+
+        second = build_runtime(settings, clock=clock)
+        try:
+            assert second.workers["household_status"].position() == position
+            self.register(second)
+            assert second.workers["household_status"].catch_up() == 5  # submit..apply
+            assert self.household_rows(second) == 2
+        finally:
+            second.close()
+
+
+class TestOnSQLite(ApplicationScenarios):
+    @pytest.fixture
+    def settings(self, sqlite_settings: Settings) -> Settings:
+        return sqlite_settings
+
+
+@pytest.mark.postgres
+class TestOnPostgres(ApplicationScenarios):
+    @pytest.fixture
+    def settings(self, postgres_settings: Settings) -> Settings:
+        return postgres_settings
