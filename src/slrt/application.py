@@ -7,7 +7,6 @@ where batching commits (group commit) can later be added.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,9 +65,7 @@ class SlrtApplication(Application[UUID]):
 
     # -- the one write path -------------------------------------------------
 
-    def _execute(
-        self, command: str, actor: Actor, decide: Callable[[], Decision]
-    ) -> Any:
+    def _execute(self, command: str, actor: Actor, decide: Callable[[], Decision]) -> Any:
         """Runs `decide` on freshly loaded aggregates and saves what it returns in one
         transaction. A concurrent edit is retried from fresh state, so the rules are
         checked again against what the other writer saved; after the retries it is
@@ -105,7 +102,7 @@ class SlrtApplication(Application[UUID]):
 
     def _get(self, cls: type[T], aggregate_id: UUID, what: str) -> T:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"{what} {aggregate_id} does not exist") from None
         if not isinstance(aggregate, cls):
@@ -255,15 +252,19 @@ class SlrtApplication(Application[UUID]):
             )
         assert proposal.household_id is not None
         household = self._get(Household, proposal.household_id, "household")
-        common = {"proposal_id": proposal.id, "actor": actor, "timestamp": at}
+        pid = proposal.id
         if proposal.kind is ProposalKind.UPDATE:
-            household.update(changes=payload["changes"], **common)
+            household.update(changes=payload["changes"], proposal_id=pid, actor=actor, timestamp=at)
         elif proposal.kind is ProposalKind.REMOVE:
-            household.remove(reason=payload["reason"], **common)
+            household.remove(reason=payload["reason"], proposal_id=pid, actor=actor, timestamp=at)
         elif proposal.kind is ProposalKind.ENROL:
-            household.enrol(programme=payload["programme"], **common)
+            household.enrol(
+                programme=payload["programme"], proposal_id=pid, actor=actor, timestamp=at
+            )
         else:
-            household.unenrol(programme=payload["programme"], **common)
+            household.unenrol(
+                programme=payload["programme"], proposal_id=pid, actor=actor, timestamp=at
+            )
         return household
 
     def withdraw_proposal(

@@ -57,9 +57,7 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> int:
             print("the event store already has events; demo data not loaded")
             return 0
         started = time.perf_counter()
-        summary = generate(
-            settings, region=args.region, households=args.households, seed=args.seed
-        )
+        summary = generate(settings, region=args.region, households=args.households, seed=args.seed)
         runtime.catch_up()
         elapsed = time.perf_counter() - started
         print(f"demo data: {summary} in {elapsed:.1f} s")

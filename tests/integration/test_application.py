@@ -288,7 +288,9 @@ class ApplicationScenarios:
         programmes = ["KKS", "BPNT", "PKH", "KIP"]
         proposals = []
         for programme in programmes:
-            proposal_id = self.submit(runtime, "enrol", household_id=household_id, programme=programme)
+            proposal_id = self.submit(
+                runtime, "enrol", household_id=household_id, programme=programme
+            )
             self.approve(runtime, proposal_id)
             proposals.append(proposal_id)
         pending = iter(proposals)

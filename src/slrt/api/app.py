@@ -17,7 +17,9 @@ from slrt.runtime import Runtime, build_runtime
 
 log = structlog.get_logger("slrt.api")
 
-ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+ASGIApp = Callable[
+    [dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]
+]
 
 
 class BodySizeLimit:
@@ -121,5 +123,5 @@ def create_app(
 
     for router in (proposals.router, households.router, scoring.router, health.router):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # type: ignore[arg-type]
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

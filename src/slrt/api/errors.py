@@ -40,7 +40,9 @@ def problem(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
-    body = {"type": type_, "title": title, "status": status, "detail": detail, **extensions}
+    reserved = {"type", "title", "status", "detail", "instance"}
+    body = {k: v for k, v in extensions.items() if k not in reserved}
+    body.update(type=type_, title=title, status=status, detail=detail)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -101,7 +103,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
-        {"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+        {"field": "body", "message": "the body is not valid JSON"}
+        if e.get("type") == "json_invalid"
+        else {"field": _location(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
         for e in error.errors()
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])

@@ -44,7 +44,11 @@ def covers(actor_region: str, target_region: str) -> bool:
 def authorize(actor: Actor, action: Action, region: str | None = None) -> None:
     """Refuses an action the actor's role may not take, or one outside its region."""
     if actor.role not in ALLOWED_ROLES[action]:
-        raise Forbidden(f"role {actor.role.value} may not {action.value}", action=action.value)
+        allowed = ", ".join(sorted(r.value for r in ALLOWED_ROLES[action]))
+        raise Forbidden(
+            f"role {actor.role.value} may not {action.value} (allowed: {allowed})",
+            action=action.value,
+        )
     reads_anywhere = action is Action.READ and actor.role is Role.INSPECTOR
     if region is not None and not reads_anywhere and not covers(actor.region, region):
         raise Forbidden(

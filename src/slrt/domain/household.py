@@ -43,7 +43,9 @@ def _text(value: Any, *, field: str, max_length: int) -> str:
 def validate_indicators(value: Any) -> dict[str, bool]:
     """All 14 BPS indicators, each a yes/no deprivation."""
     if not isinstance(value, dict):
-        raise InvalidInput("indicators must be an object of the 14 BPS indicators", field="indicators")
+        raise InvalidInput(
+            "indicators must be an object of the 14 BPS indicators", field="indicators"
+        )
     expected = {i.value for i in Indicator}
     missing, unknown = expected - value.keys(), value.keys() - expected
     if missing or unknown:
@@ -72,7 +74,7 @@ def validate_members(value: Any) -> list[dict[str, str]]:
             raise InvalidInput(f"{field}.sex must be L or P", field=f"{field}.sex")
         encoded = validate_nik(raw.get("nik"), field=f"{field}.nik", sex=sex)
         try:
-            relationship = Relationship(raw.get("relationship"))
+            relationship = Relationship(str(raw.get("relationship")))
         except ValueError:
             allowed = ", ".join(r.value for r in Relationship)
             raise InvalidInput(
@@ -198,7 +200,12 @@ class Household(Aggregate):
         self._require_active()
 
     def update(
-        self, *, changes: dict[str, Any], proposal_id: UUID, actor: dict[str, str], timestamp: datetime
+        self,
+        *,
+        changes: dict[str, Any],
+        proposal_id: UUID,
+        actor: dict[str, str],
+        timestamp: datetime,
     ) -> None:
         self._require_active()
         self._data_updated(

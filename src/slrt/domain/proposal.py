@@ -57,12 +57,12 @@ def validate_payload(kind: ProposalKind, payload: Any) -> dict[str, Any]:
         return {"changes": validate_household_data(payload.get("changes"), partial=True)}
     if kind is ProposalKind.REMOVE:
         try:
-            return {"reason": RemovalReason(payload.get("reason")).value}
+            return {"reason": RemovalReason(str(payload.get("reason"))).value}
         except ValueError:
             allowed = ", ".join(r.value for r in RemovalReason)
             raise InvalidInput(f"reason must be one of {allowed}", field="reason") from None
     try:
-        return {"programme": Programme(payload.get("programme")).value}
+        return {"programme": Programme(str(payload.get("programme"))).value}
     except ValueError:
         allowed = ", ".join(p.value for p in Programme)
         raise InvalidInput(f"programme must be one of {allowed}", field="programme") from None
@@ -140,7 +140,7 @@ class Proposal(Aggregate):
             raise ProposalNotPending(
                 f"cannot {action} a proposal that is {self.status.value}; "
                 f"allowed when {' or '.join(s.value for s in allowed)}",
-                status=self.status.value,
+                current_status=self.status.value,
             )
 
     def approve_at_village(
@@ -176,13 +176,17 @@ class Proposal(Aggregate):
         self.berita_acara = berita_acara
         self.decisions.append({"decision": "village_rejected", "reason": reason, "by": actor})
 
-    def verify_by_dinsos(self, *, note: str | None, actor: dict[str, str], timestamp: datetime) -> None:
+    def verify_by_dinsos(
+        self, *, note: str | None, actor: dict[str, str], timestamp: datetime
+    ) -> None:
         """Dinsos verified a village-approved proposal; it may now be applied."""
         self._require(ProposalStatus.VILLAGE_APPROVED, action="verify")
         self._dinsos_verified(note=note, actor=actor, timestamp=timestamp)
 
     @event("DinsosVerified")
-    def _dinsos_verified(self, note: str | None, actor: dict[str, str], timestamp: datetime) -> None:
+    def _dinsos_verified(
+        self, note: str | None, actor: dict[str, str], timestamp: datetime
+    ) -> None:
         self.status = ProposalStatus.DINSOS_VERIFIED
         self.decisions.append({"decision": "dinsos_verified", "note": note, "by": actor})
 
@@ -210,7 +214,9 @@ class Proposal(Aggregate):
         self.status = ProposalStatus.WITHDRAWN
         self.decisions.append({"decision": "withdrawn", "reason": reason, "by": actor})
 
-    def mark_applied(self, *, household_id: UUID, actor: dict[str, str], timestamp: datetime) -> None:
+    def mark_applied(
+        self, *, household_id: UUID, actor: dict[str, str], timestamp: datetime
+    ) -> None:
         self._require(ProposalStatus.DINSOS_VERIFIED, action="apply")
         self._applied(household_id=household_id, actor=actor, timestamp=timestamp)
 

@@ -55,7 +55,9 @@ def _number(value: Any, *, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput(f"{field} must be a finite number", field=field)
     if abs(value) > MAX_WEIGHT:
-        raise InvalidInput(f"{field} must be between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}", field=field)
+        raise InvalidInput(
+            f"{field} must be between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}", field=field
+        )
     return float(value)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -90,7 +91,7 @@ class ProjectionWorker:
         """Applies the next batch in one transaction; returns how many notifications it read."""
         with self.engine.begin() as conn:
             start = self._position(conn)
-            notifications: list[Notification] = self.app.recorder.select_notifications(
+            notifications: Sequence[Notification] = self.app.recorder.select_notifications(
                 start=start + 1, limit=self.batch_size
             )
             if not notifications:
@@ -134,7 +135,9 @@ class ProjectionWorker:
         self._wake.set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"projection-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"projection-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -18,15 +18,14 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
-
     Float,
     Integer,
     String,
     Table,
     Text,
     bindparam,
-    func,
     delete,
+    func,
     insert,
     select,
     update,
@@ -138,7 +137,9 @@ class HouseholdStatusProjection(Projection):
         ).first()
         return ModelVersion.from_record(json.loads(row[0])) if row else None
 
-    def _scored(self, conn: Connection, indicators: dict[str, bool], members: int) -> dict[str, Any]:
+    def _scored(
+        self, conn: Connection, indicators: dict[str, bool], members: int
+    ) -> dict[str, Any]:
         model = self._current_model(conn)
         if model is None:
             return {"score": None, "model_version": None}
@@ -339,10 +340,7 @@ class HouseholdStatusProjection(Projection):
                 update(household_status)
                 .where(household_status.c.household_id == bindparam("hid"))
                 .values(score=bindparam("new_score"), model_version=model.version),
-                [
-                    {"hid": r[0], "new_score": model.score(json.loads(r[1]), r[2])}
-                    for r in rows
-                ],
+                [{"hid": r[0], "new_score": model.score(json.loads(r[1]), r[2])} for r in rows],
             )
 
     def rerank(self, conn: Connection, scope: str) -> None:

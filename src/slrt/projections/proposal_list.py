@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Connection,
-
     Integer,
     String,
     Table,

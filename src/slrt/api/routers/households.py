@@ -67,7 +67,9 @@ def list_households_route(
     status: Annotated[str | None, Query(pattern="^(active|removed)$")] = None,
     q: Annotated[
         str | None,
-        Query(min_length=2, max_length=100, description="A NIK / No. KK, or part of a name/address"),
+        Query(
+            min_length=2, max_length=100, description="A NIK / No. KK, or part of a name/address"
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,

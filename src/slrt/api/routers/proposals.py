@@ -35,7 +35,12 @@ _EXAMPLE_REGISTER = {
         "no_kk": "6474010101200001",
         "members": [
             {"nik": "6474011508800001", "name": "Budi Santoso", "relationship": "head", "sex": "L"},
-            {"nik": "6474015508820002", "name": "Siti Aminah", "relationship": "spouse", "sex": "P"},
+            {
+                "nik": "6474015508820002",
+                "name": "Siti Aminah",
+                "relationship": "spouse",
+                "sex": "P",
+            },
         ],
         "indicators": {
             "floor_area": True,

@@ -1,0 +1,249 @@
+"""The proposal walk-through and its refusals over HTTP: problem details, nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from slrt.domain.scoring import DEFAULT_HOUSEHOLD_SIZE_WEIGHT
+from tests.api.conftest import Api
+from tests.builders import (
+    ADMIN,
+    DINSOS,
+    FRONT_OFFICE,
+    OTHER_VILLAGE_HEAD,
+    VILLAGE_HEAD,
+    berita_acara,
+    default_model,
+    household,
+    indicators,
+)
+
+PROPOSALS = "/api/v1/proposals"
+
+
+def submit(api: Api, body: dict[str, Any] | None = None) -> Any:
+    return api.post(PROPOSALS, FRONT_OFFICE, body or {"kind": "register", "household": household()})
+
+
+def approve(api: Api, proposal_id: str, **overrides: Any) -> Any:
+    body = {"decision": "approve", "berita_acara": berita_acara(), **overrides}
+    return api.post(f"{PROPOSALS}/{proposal_id}/village-decision", VILLAGE_HEAD, body)
+
+
+def verify(api: Api, proposal_id: str) -> Any:
+    return api.post(f"{PROPOSALS}/{proposal_id}/dinsos-decision", DINSOS, {"decision": "verify"})
+
+
+def register(api: Api, **fields: Any) -> str:
+    proposal_id = submit(api, {"kind": "register", "household": household(**fields)}).json()["id"]
+    assert approve(api, proposal_id).status_code == 200
+    answer = verify(api, proposal_id)
+    assert answer.status_code == 200, answer.text
+    household_id: str = answer.json()["household_id"]
+    return household_id
+
+
+def assert_problem(answer: Any, status: int, *, mentions: str) -> None:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == status
+    assert mentions.lower() in problem["detail"].lower()
+    assert "Traceback" not in answer.text
+
+
+# -- the walk-through --------------------------------------------------------------
+
+
+def test_walk_through_changes_the_household_its_score_and_the_ranks(api: Api) -> None:
+    assert (
+        api.post("/api/v1/scoring-models", ADMIN, {**default_model(), "note": "v1"}).status_code
+        == 201
+    )
+    poorer = register(api, deprived=12)
+    richer = register(api, deprived=3)
+    api.runtime.catch_up()
+    assert api.get(f"/api/v1/households/{poorer}", FRONT_OFFICE).json()["rank"] == 1
+
+    changes = {"indicators": indicators(14)}
+    answer = submit(api, {"kind": "update", "household_id": richer, "changes": changes})
+    assert answer.status_code == 201
+    assert approve(api, answer.json()["id"]).status_code == 200
+    assert verify(api, answer.json()["id"]).json()["status"] == "applied"
+    api.runtime.catch_up()
+
+    now_poorest = api.get(f"/api/v1/households/{richer}", FRONT_OFFICE).json()
+    assert (now_poorest["rank"], now_poorest["desil"], now_poorest["scope_population"]) == (1, 1, 2)
+    assert now_poorest["members"][0]["nik"].count("*") == 8
+    listing = api.get("/api/v1/households?region=64.74&desil=1", FRONT_OFFICE)
+    assert listing.status_code == 403  # a front office reads only its own desa
+    listing = api.get("/api/v1/households", FRONT_OFFICE).json()
+    assert [h["household_id"] for h in listing["items"]] == [richer, poorer]
+
+
+def test_proposal_get_returns_an_etag_and_a_stale_if_match_is_412(api: Api) -> None:
+    proposal_id = submit(api).json()["id"]
+    answer = api.get(f"{PROPOSALS}/{proposal_id}", FRONT_OFFICE)
+    assert answer.headers["etag"] == '"1"'
+    assert approve(api, proposal_id).headers["etag"] == '"2"'
+    stale = api.post(
+        f"{PROPOSALS}/{proposal_id}/dinsos-decision",
+        DINSOS,
+        {"decision": "verify"},
+        headers={"If-Match": '"1"'},
+    )
+    assert_problem(stale, 412, mentions="version 2")
+
+
+def test_household_search_finds_a_nik_without_storing_it(api: Api) -> None:
+    data = household()
+    proposal_id = submit(api, {"kind": "register", "household": data}).json()["id"]
+    approve(api, proposal_id)
+    household_id = verify(api, proposal_id).json()["household_id"]
+    api.runtime.catch_up()
+    nik = data["members"][1]["nik"]
+    found = api.get(f"/api/v1/households?q={nik}", FRONT_OFFICE).json()
+    assert [h["household_id"] for h in found["items"]] == [household_id]
+
+
+# -- bad input: a 4xx problem, nothing written ---------------------------------------
+
+
+def test_invalid_nik_is_a_422_and_writes_nothing(api: Api) -> None:
+    data = household()
+    data["members"][0]["nik"] = "6474011513800001"  # month 13
+    before = api.events()
+    assert_problem(submit(api, {"kind": "register", "household": data}), 422, mentions="NIK")
+    assert api.events() == before
+
+
+def test_nik_that_contradicts_the_members_sex_is_a_422(api: Api) -> None:
+    data = household()
+    data["members"][0]["sex"] = "P"
+    assert_problem(submit(api, {"kind": "register", "household": data}), 422, mentions="sex")
+
+
+def test_unknown_region_code_is_a_422(api: Api) -> None:
+    before = api.events()
+    data = household(region="64.74.01.9999")
+    assert_problem(
+        submit(api, {"kind": "register", "household": data}), 422, mentions="64.74.01.9999"
+    )
+    assert api.events() == before
+
+
+def test_missing_berita_acara_is_a_422(api: Api) -> None:
+    proposal_id = submit(api).json()["id"]
+    before = api.events()
+    answer = api.post(
+        f"{PROPOSALS}/{proposal_id}/village-decision", VILLAGE_HEAD, {"decision": "approve"}
+    )
+    assert_problem(answer, 422, mentions="berita acara")
+    assert api.events() == before
+
+
+def test_double_approval_is_a_409(api: Api) -> None:
+    proposal_id = submit(api).json()["id"]
+    assert approve(api, proposal_id).status_code == 200
+    before = api.events()
+    assert_problem(approve(api, proposal_id), 409, mentions="village_approved")
+    assert api.events() == before
+
+
+def test_approving_a_withdrawn_proposal_is_a_409(api: Api) -> None:
+    proposal_id = submit(api).json()["id"]
+    withdrawn = api.post(f"{PROPOSALS}/{proposal_id}/withdraw", FRONT_OFFICE, {"reason": "ganda"})
+    assert withdrawn.json()["status"] == "withdrawn"
+    assert_problem(approve(api, proposal_id), 409, mentions="withdrawn")
+
+
+def test_village_head_of_another_desa_is_a_403(api: Api) -> None:
+    proposal_id = submit(api).json()["id"]
+    body = {"decision": "approve", "berita_acara": berita_acara()}
+    answer = api.post(f"{PROPOSALS}/{proposal_id}/village-decision", OTHER_VILLAGE_HEAD, body)
+    assert_problem(answer, 403, mentions="may not")
+
+
+def test_unknown_proposal_is_a_404(api: Api) -> None:
+    answer = api.get(f"{PROPOSALS}/00000000-0000-4000-8000-000000000000", FRONT_OFFICE)
+    assert_problem(answer, 404, mentions="does not exist")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "register"},
+        {"kind": "teleport", "household_id": "00000000-0000-4000-8000-000000000000"},
+        {
+            "kind": "remove",
+            "household_id": "00000000-0000-4000-8000-000000000000",
+            "reason": "bored",
+        },
+        {"kind": "register", "household": {**household(), "members": []}},
+        {"kind": "register", "household": {**household(), "rt": "12345"}},
+        {"kind": "register", "household": {**household(), "surprise": 1}},
+        [],
+        "text",
+    ],
+)
+def test_malformed_proposals_are_422_problems(api: Api, body: Any) -> None:
+    before = api.events()
+    answer = submit(api, body) if body else api.post(PROPOSALS, FRONT_OFFICE, body)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"]
+    assert api.events() == before
+
+
+def test_invalid_json_is_a_422_problem(api: Api) -> None:
+    answer = api.client.post(
+        PROPOSALS,
+        content=b"{not json",
+        headers={
+            "X-User-Id": "fo",
+            "X-Role": "front_office",
+            "X-Region": "64.74.01.1001",
+            "Content-Type": "application/json",
+        },
+    )
+    assert_problem(answer, 422, mentions="not valid JSON")
+
+
+def test_oversized_body_is_a_413(api: Api) -> None:
+    answer = api.client.post(
+        PROPOSALS,
+        content=b"x" * 2_000_000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert_problem(answer, 413, mentions="limited")
+
+
+def test_scoring_model_with_a_missing_weight_is_a_422(api: Api) -> None:
+    model = default_model()
+    del model["weights"]["meals"]
+    answer = api.post("/api/v1/scoring-models", ADMIN, {**model, "note": "x"})
+    assert answer.status_code == 422
+    assert "meals" in answer.text
+    assert api.runtime.app.get_scoring_model() is None
+
+
+def test_only_an_admin_publishes_a_scoring_model(api: Api) -> None:
+    body = {**default_model(), "household_size_weight": DEFAULT_HOUSEHOLD_SIZE_WEIGHT, "note": "x"}
+    assert_problem(api.post("/api/v1/scoring-models", FRONT_OFFICE, body), 403, mentions="admin")
+
+
+def test_health_reports_projection_lag(api: Api) -> None:
+    submit(api)
+    health = api.client.get("/api/v1/health").json()
+    assert health["projections"]["household_status"]["lag"] == 1
+    api.runtime.catch_up()
+    health = api.client.get("/api/v1/health").json()
+    assert health["projections"]["household_status"]["lag"] == 0
+
+
+def test_openapi_document_has_examples(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    body = document["paths"][PROPOSALS]["post"]["requestBody"]["content"]["application/json"]
+    assert "register" in body["examples"]

@@ -1,0 +1,43 @@
+"""Rank and desil: rank 1 is the poorest; desil 1 the poorest tenth."""
+
+from __future__ import annotations
+
+import pytest
+
+from slrt.domain.ranking import desil, rank_scope
+
+
+def test_lowest_score_is_rank_one() -> None:
+    ranks = rank_scope([("b", 50.0), ("a", 20.0), ("c", 80.0)])
+    assert {k: r for k, (r, _) in ranks.items()} == {"a": 1, "b": 2, "c": 3}
+
+
+def test_ties_are_broken_by_household_id_whatever_the_input_order() -> None:
+    forward = rank_scope([("x", 10.0), ("y", 10.0)])
+    backward = rank_scope([("y", 10.0), ("x", 10.0)])
+    assert forward == backward
+    assert forward["x"][0] == 1
+
+
+def test_desil_splits_a_hundred_households_into_tenths() -> None:
+    assert [desil(r, 100) for r in (1, 10, 11, 20, 91, 100)] == [1, 1, 2, 2, 10, 10]
+
+
+def test_every_desil_is_used_once_the_scope_has_ten_households() -> None:
+    assert [desil(r, 10) for r in range(1, 11)] == list(range(1, 11))
+
+
+def test_a_lone_household_is_in_desil_one() -> None:
+    assert desil(1, 1) == 1
+
+
+def test_desil_sizes_differ_by_at_most_one() -> None:
+    counts = [0] * 10
+    for rank in range(1, 1235):
+        counts[desil(rank, 1234) - 1] += 1
+    assert max(counts) - min(counts) <= 1
+
+
+def test_rank_outside_the_population_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        desil(11, 10)

