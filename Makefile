@@ -16,7 +16,11 @@ $(STAMP): pyproject.toml
 
 ## Serve the API on the SQLite default (./var/slrt.db) with demo data.
 run: $(STAMP)
+	$(BIN)/slrt secrets --out var/slrt.env
 	$(BIN)/slrt demo-data --region 64.74 --households 2000 --if-empty
+	@echo "Demo users (print a bearer token with the command on the right; paste it into"
+	@echo "the Authorize button at http://127.0.0.1:8000/docs):"
+	@$(BIN)/slrt users demo --region 64.74 | sed 's|slrt users token|.venv/bin/slrt users token|'
 	$(BIN)/slrt serve --host 127.0.0.1 --port 8000
 
 ## The whole suite: lint, types, unit, application tests on SQLite and PostgreSQL, API tests.

@@ -18,6 +18,8 @@ VILLAGE_HEAD = Actor("kades-bontang-kuala", Role.VILLAGE_HEAD, DESA)
 OTHER_VILLAGE_HEAD = Actor("kades-other", Role.VILLAGE_HEAD, OTHER_DESA)
 DINSOS = Actor("dinsos-bontang", Role.DINSOS_VERIFIER, KOTA)
 ADMIN = Actor("admin", Role.ADMIN, "ID")
+DINSOS_MANAGER = Actor("manager-bontang", Role.SLRT_MANAGER, KOTA)
+INSPECTOR = Actor("inspector", Role.INSPECTOR, "ID")
 
 _serial = iter(range(1, 10_000))
 

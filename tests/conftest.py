@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -15,6 +16,12 @@ from slrt.config import Settings
 POSTGRES_URL = os.environ.get(
     "SLRT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+COMMON: dict[str, Any] = {
+    "log_format": "console",
+    "jwt_signing_key": "test-signing-key-0123456789abcdef0123456789",
+}
 
 
 class Clock:
@@ -37,7 +44,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def sqlite_settings(tmp_path: object) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path}/slrt.db", log_format="console")
+    return Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/slrt.db", **COMMON)
 
 
 @pytest.fixture
@@ -56,4 +63,6 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_settings(postgres_database: str) -> Settings:
-    return Settings(database_url=postgres_database, log_format="console", postgres_pool_size=5)
+    return Settings(
+        _env_file=None, database_url=postgres_database, postgres_pool_size=5, **COMMON
+    )

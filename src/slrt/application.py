@@ -21,10 +21,20 @@ from eventsourcing.persistence import IntegrityError, Recording
 from slrt.config import Settings
 from slrt.domain import windows
 from slrt.domain.access import Action, authorize
-from slrt.domain.common import Actor, ConcurrentEdit, InvalidInput, NotFound, VersionMismatch
+from slrt.domain.common import (
+    Actor,
+    ConcurrentEdit,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    VersionMismatch,
+)
 from slrt.domain.household import Household, validate_household_data
+from slrt.domain.inspection import Inspection
 from slrt.domain.proposal import Proposal, ProposalKind, validate_payload
+from slrt.domain.receipt import CommandReceipt, IdempotencyKeyReused
 from slrt.domain.scoring import ScoringModel
+from slrt.domain.user import User
 
 log = structlog.get_logger("slrt.commands")
 
@@ -38,10 +48,28 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Decision:
-    """A command's outcome: the aggregates to save, and what to answer the caller."""
+    """What a command decided: the aggregates to save, and the one it answers about."""
 
     save: Sequence[Aggregate]
-    result: Any
+    subject: Aggregate
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A command's answer: the aggregate it concerns, at the version it produced."""
+
+    id: UUID
+    version: int
+    #: True when this is the answer to an earlier send with the same Idempotency-Key.
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """The caller's Idempotency-Key and a fingerprint of the request it came with."""
+
+    key: str
+    fingerprint: str
 
 
 class SlrtApplication(Application[UUID]):
@@ -65,31 +93,74 @@ class SlrtApplication(Application[UUID]):
 
     # -- the one write path -------------------------------------------------
 
-    def _execute(self, command: str, actor: Actor, decide: Callable[[], Decision]) -> Any:
+    def _execute(
+        self,
+        command: str,
+        actor: Actor,
+        decide: Callable[[], Decision],
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
         """Runs `decide` on freshly loaded aggregates and saves what it returns in one
         transaction. A concurrent edit is retried from fresh state, so the rules are
         checked again against what the other writer saved; after the retries it is
-        refused as a conflict, never silently overwritten."""
+        refused as a conflict, never silently overwritten. With an Idempotency-Key, a
+        receipt is saved in the same transaction and a repeat returns the first answer."""
         attempts = self.settings.command_retries + 1
         for attempt in range(1, attempts + 1):
+            if idempotency is not None:
+                earlier = self._receipt(actor, idempotency)
+                if earlier is not None:
+                    log.info("command", command=command, outcome="replayed", user=actor.user_id)
+                    return earlier
             decision = decide()
+            outcome = Outcome(id=decision.subject.id, version=decision.subject.version)
+            save = list(decision.save)
+            if idempotency is not None:
+                save.append(
+                    CommandReceipt(
+                        user_id=actor.user_id,
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        command=command,
+                        result_id=outcome.id,
+                        result_version=outcome.version,
+                        timestamp=self.clock(),
+                    )
+                )
             try:
-                self.save(*decision.save)
+                self.save(*save)
             except IntegrityError:
                 log.info("command.conflict", command=command, attempt=attempt, user=actor.user_id)
                 continue
             log.info(
-                "command.ok",
+                "command",
                 command=command,
+                outcome="ok",
                 user=actor.user_id,
                 role=actor.role.value,
-                aggregates=[str(a.id) for a in decision.save],
+                region=actor.region,
+                aggregate_id=str(outcome.id),
+                version=outcome.version,
             )
-            return decision.result
+            return outcome
         raise ConcurrentEdit(
             f"{command}: another user changed the same record {attempts} times in a row; "
             "reload and try again"
         )
+
+    def _receipt(self, actor: Actor, idempotency: Idempotency) -> Outcome | None:
+        receipt_id = CommandReceipt.create_id(actor.user_id, idempotency.key)
+        try:
+            receipt: Any = self.repository.get(receipt_id)
+        except AggregateNotFoundError:
+            return None
+        if receipt.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for a different request; "
+                "use a new key for a new request",
+                field="Idempotency-Key",
+            )
+        return Outcome(id=receipt.result_id, version=receipt.result_version, replayed=True)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         super()._notify(recordings)
@@ -100,9 +171,9 @@ class SlrtApplication(Application[UUID]):
         """Calls `listener` after every save in this process (wakes projections)."""
         self._listeners.append(listener)
 
-    def _get(self, cls: type[T], aggregate_id: UUID, what: str) -> T:
+    def _get(self, cls: type[T], aggregate_id: UUID, what: str, version: int | None = None) -> T:
         try:
-            aggregate: Any = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound(f"{what} {aggregate_id} does not exist") from None
         if not isinstance(aggregate, cls):
@@ -128,7 +199,8 @@ class SlrtApplication(Application[UUID]):
         payload: Any,
         household_id: UUID | None = None,
         note: str | None = None,
-    ) -> UUID:
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
         """A front office logs a proposal. Its data is validated now, so a bad NIK or
         region is refused at the desk, not weeks later at Dinsos."""
         try:
@@ -178,9 +250,9 @@ class SlrtApplication(Application[UUID]):
                 actor=actor.as_record(),
                 timestamp=at,
             )
-            return Decision(save=[proposal], result=proposal.id)
+            return Decision(save=[proposal], subject=proposal)
 
-        return self._execute("submit_proposal", actor, decide)
+        return self._execute("submit_proposal", actor, decide, idempotency)
 
     def decide_at_village(
         self,
@@ -191,7 +263,8 @@ class SlrtApplication(Application[UUID]):
         berita_acara: Any,
         reason: str | None = None,
         expected_version: int | None = None,
-    ) -> int:
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
         """Records the musyawarah desa's decision, with its berita acara."""
 
         def decide() -> Decision:
@@ -207,9 +280,9 @@ class SlrtApplication(Application[UUID]):
                 proposal.reject_at_village(
                     reason=reason, berita_acara=berita_acara, actor=actor.as_record(), timestamp=at
                 )
-            return Decision(save=[proposal], result=proposal.version)
+            return Decision(save=[proposal], subject=proposal)
 
-        return int(self._execute("decide_at_village", actor, decide))
+        return self._execute("decide_at_village", actor, decide, idempotency)
 
     def decide_at_dinsos(
         self,
@@ -219,7 +292,8 @@ class SlrtApplication(Application[UUID]):
         verify: bool,
         reason: str | None = None,
         expected_version: int | None = None,
-    ) -> int:
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
         """Dinsos verifies (and the household changes, in the same transaction) or
         returns the proposal to the village."""
 
@@ -231,13 +305,13 @@ class SlrtApplication(Application[UUID]):
             who = actor.as_record()
             if not verify:
                 proposal.return_by_dinsos(reason=reason, actor=who, timestamp=at)
-                return Decision(save=[proposal], result=proposal.version)
+                return Decision(save=[proposal], subject=proposal)
             proposal.verify_by_dinsos(note=reason, actor=who, timestamp=at)
             household = self._apply(proposal, actor=who, at=at)
             proposal.mark_applied(household_id=household.id, actor=who, timestamp=at)
-            return Decision(save=[proposal, household], result=proposal.version)
+            return Decision(save=[proposal, household], subject=proposal)
 
-        return int(self._execute("decide_at_dinsos", actor, decide))
+        return self._execute("decide_at_dinsos", actor, decide, idempotency)
 
     def _apply(self, proposal: Proposal, *, actor: dict[str, str], at: datetime) -> Household:
         """The verified proposal changes the household; its events name the proposal."""
@@ -274,22 +348,24 @@ class SlrtApplication(Application[UUID]):
         proposal_id: UUID,
         reason: str,
         expected_version: int | None = None,
-    ) -> int:
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
         def decide() -> Decision:
             proposal = self._get(Proposal, proposal_id, "proposal")
             authorize(actor, Action.WITHDRAW_PROPOSAL, proposal.region)
             self._check_version(proposal, expected_version)
             proposal.withdraw(reason=reason, actor=actor.as_record(), timestamp=self.clock())
-            return Decision(save=[proposal], result=proposal.version)
+            return Decision(save=[proposal], subject=proposal)
 
-        return int(self._execute("withdraw_proposal", actor, decide))
+        return self._execute("withdraw_proposal", actor, decide, idempotency)
 
-    def get_proposal(self, proposal_id: UUID) -> Proposal:
-        return self._get(Proposal, proposal_id, "proposal")
+    def get_proposal(self, proposal_id: UUID, version: int | None = None) -> Proposal:
+        """The proposal now, or as it was at `version` (to answer a replayed command)."""
+        return self._get(Proposal, proposal_id, "proposal", version)
 
     # -- households -------------------------------------------------------------
 
-    def import_household(self, *, actor: Actor, data: Any, source: str) -> UUID:
+    def import_household(self, *, actor: Actor, data: Any, source: str) -> Outcome:
         """A bulk import (e.g. from an earlier DTKS extract); the event names its source."""
         checked = validate_household_data(data)
         if not source or len(source) > 200:
@@ -304,9 +380,9 @@ class SlrtApplication(Application[UUID]):
                 actor=actor.as_record(),
                 timestamp=self.clock(),
             )
-            return Decision(save=[household], result=household.id)
+            return Decision(save=[household], subject=household)
 
-        return UUID(str(self._execute("import_household", actor, decide)))
+        return self._execute("import_household", actor, decide)
 
     def get_household(self, household_id: UUID) -> Household:
         return self._get(Household, household_id, "household")
@@ -321,7 +397,8 @@ class SlrtApplication(Application[UUID]):
         weights: Any,
         household_size_weight: Any,
         note: str,
-    ) -> int:
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
         """Publishes the next version of the scoring model; every household is re-scored."""
         if not isinstance(note, str) or not 1 <= len(note) <= 1000:
             raise InvalidInput("note must be 1 to 1000 characters", field="note")
@@ -333,7 +410,7 @@ class SlrtApplication(Application[UUID]):
                 model = self._get(ScoringModel, ScoringModel.id_for(), "scoring model")
             except NotFound:
                 model = ScoringModel(actor=actor.as_record(), timestamp=at)
-            published = model.publish(
+            model.publish(
                 intercept=intercept,
                 weights=weights,
                 household_size_weight=household_size_weight,
@@ -341,12 +418,77 @@ class SlrtApplication(Application[UUID]):
                 actor=actor.as_record(),
                 timestamp=at,
             )
-            return Decision(save=[model], result=published.version)
+            return Decision(save=[model], subject=model)
 
-        return int(self._execute("publish_scoring_model", actor, decide))
+        return self._execute("publish_scoring_model", actor, decide, idempotency)
 
-    def get_scoring_model(self) -> ScoringModel | None:
+    def get_scoring_model(self, version: int | None = None) -> ScoringModel | None:
+        """The model with every version published so far (or up to aggregate `version`)."""
         try:
-            return self._get(ScoringModel, ScoringModel.id_for(), "scoring model")
+            return self._get(ScoringModel, ScoringModel.id_for(), "scoring model", version)
         except NotFound:
             return None
+
+    # -- inspection ---------------------------------------------------------------
+
+    def record_inspection(
+        self, *, actor: Actor, resource: str, resource_id: str | None, region: str | None
+    ) -> None:
+        """Inspectors read anywhere, and every read is itself a recorded event."""
+        self.save(
+            Inspection(
+                resource=resource,
+                resource_id=resource_id,
+                region=region,
+                actor=actor.as_record(),
+                timestamp=self.clock(),
+            )
+        )
+
+    # -- users ----------------------------------------------------------------------
+
+    def register_user(
+        self, *, actor: Actor, user_id: str, role: str, region: str, agency: str | None = None
+    ) -> Outcome:
+        """An admin registers a user with one role in one region."""
+
+        def decide() -> Decision:
+            authorize(actor, Action.MANAGE_USERS, None if region == "ID" else region)
+            user = User.register(
+                user_id=user_id,
+                role=role,
+                region=region,
+                agency=agency,
+                actor=actor.as_record(),
+                timestamp=self.clock(),
+            )
+            if self._exists(user.id):
+                raise IllegalTransition(f"user {user_id} already exists")
+            return Decision(save=[user], subject=user)
+
+        return self._execute("register_user", actor, decide)
+
+    def deactivate_user(self, *, actor: Actor, user_id: str) -> Outcome:
+        def decide() -> Decision:
+            user = self.get_user(user_id)
+            authorize(actor, Action.MANAGE_USERS, None if user.region == "ID" else user.region)
+            user.deactivate(actor=actor.as_record(), timestamp=self.clock())
+            return Decision(save=[user], subject=user)
+
+        return self._execute("deactivate_user", actor, decide)
+
+    def get_user(self, user_id: str) -> User:
+        try:
+            return self._get(User, User.create_id(user_id), "user")
+        except NotFound:
+            raise NotFound(f"user {user_id} does not exist") from None
+
+    def has_user(self, user_id: str) -> bool:
+        return self._exists(User.create_id(user_id))
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        try:
+            self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True

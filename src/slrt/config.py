@@ -13,7 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Validated at start-up; every value comes from an `SLRT_` variable or a default."""
 
-    model_config = SettingsConfigDict(env_prefix="SLRT_", env_file=".env", extra="ignore")
+    # var/slrt.env is written by `slrt secrets` for a stand-alone install (`make run`).
+    model_config = SettingsConfigDict(
+        env_prefix="SLRT_", env_file=("var/slrt.env", ".env"), extra="ignore"
+    )
 
     database_url: str = Field(
         default="sqlite:///var/slrt.db",
@@ -34,6 +37,23 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
+
+    jwt_issuer: str = "slrt"
+    jwt_audience: str = "slrt-api"
+    jwt_signing_key: str | None = Field(
+        default=None,
+        description="HS256 secret (32+ bytes) that `slrt users token` signs with",
+    )
+    jwt_signing_kid: str = "slrt-1"
+    jwt_verification_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "kid -> HS256 secret or PEM public key (RS256/ES256) accepted for verification; "
+            "keep an old key here while its tokens expire, to rotate"
+        ),
+    )
+    token_ttl_minutes: int = Field(default=12 * 60, ge=1, le=60 * 24 * 31)
+    token_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     @field_validator("database_url")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,11 +13,13 @@ from slrt.api.app import create_app
 from slrt.config import Settings
 from slrt.domain.common import Actor
 from slrt.runtime import Runtime, build_runtime
+from slrt.security import issue_token
 from tests.conftest import Clock
 
 
-def headers(actor: Actor) -> dict[str, str]:
-    return {"X-User-Id": actor.user_id, "X-Role": actor.role.value, "X-Region": actor.region}
+def headers(actor: Actor, settings: Settings) -> dict[str, str]:
+    token = issue_token(settings, actor, now=datetime.now(UTC))
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -40,15 +43,18 @@ class Api:
         self.client = client
         self.runtime = runtime
 
+    def headers(self, actor: Actor) -> dict[str, str]:
+        return headers(actor, self.runtime.settings)
+
     def events(self) -> int:
         return self.runtime.app.recorder.max_notification_id() or 0
 
     def post(self, path: str, actor: Actor, body: Any, **kwargs: Any) -> Any:
         extra = kwargs.pop("headers", {})
-        return self.client.post(path, json=body, headers={**headers(actor), **extra}, **kwargs)
+        return self.client.post(path, json=body, headers={**self.headers(actor), **extra}, **kwargs)
 
     def get(self, path: str, actor: Actor, **kwargs: Any) -> Any:
-        return self.client.get(path, headers=headers(actor), **kwargs)
+        return self.client.get(path, headers=self.headers(actor), **kwargs)
 
 
 @pytest.fixture

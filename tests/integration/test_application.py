@@ -52,7 +52,7 @@ class ApplicationScenarios:
     def publish_model(runtime: Runtime, **overrides: Any) -> int:
         return runtime.app.publish_scoring_model(
             actor=ADMIN, note="test model", **{**default_model(), **overrides}
-        )
+        ).version
 
     @staticmethod
     def submit(runtime: Runtime, kind: str = "register", **fields: Any) -> UUID:
@@ -60,7 +60,7 @@ class ApplicationScenarios:
         payload = fields or {"household": household()}
         return runtime.app.submit_proposal(
             actor=FRONT_OFFICE, kind=kind, payload=payload, household_id=household_id
-        )
+        ).id
 
     @staticmethod
     def approve(runtime: Runtime, proposal_id: UUID) -> None:

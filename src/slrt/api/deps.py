@@ -1,14 +1,19 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers: the runtime, the caller, If-Match, Idempotency-Key."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from slrt.domain.common import Actor, InvalidInput, Role
-from slrt.domain.reference import require_region
+from slrt.application import Idempotency
+from slrt.domain.common import Actor, InvalidInput
 from slrt.runtime import Runtime
+from slrt.security import Unauthenticated, actor_from_token
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -18,18 +23,21 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT from your identity provider, or from `slrt users token <user>`",
+)
+
 
 def get_actor(
-    x_user_id: Annotated[str, Header(min_length=1, max_length=100)],
-    x_role: Annotated[Role, Header()],
-    x_region: Annotated[str, Header(max_length=13)],
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """Who is calling. Until token authentication lands (issue 3) the caller states
-    it in headers: for development and demos only, never expose this to a network."""
-    region = x_region if x_region == "ID" else require_region(x_region, field="X-Region")
-    if x_role is Role.SYSTEM:
-        raise InvalidInput("role system is reserved for SLRT's own processes", field="X-Role")
-    return Actor(user_id=x_user_id, role=x_role, region=region)
+    """The caller, from a valid bearer token. Every endpoint but health and the
+    OpenAPI document needs one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send a bearer token: Authorization: Bearer <token>")
+    return actor_from_token(runtime.settings, credentials.credentials)
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
@@ -38,16 +46,51 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 def expected_version(
     if_match: Annotated[
         str | None,
-        Header(description='The version from the ETag of your last GET, e.g. "3"'),
+        Header(max_length=40, description='The version from the ETag of your last GET, e.g. "3"'),
     ] = None,
 ) -> int | None:
     """If-Match: the command applies only if the record is still at that version."""
     if if_match is None:
         return None
     value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not value.isdigit() or len(value) > 9:
         raise InvalidInput('If-Match must be an ETag such as "3"', field="If-Match")
     return int(value)
 
 
 ExpectedVersionDep = Annotated[int | None, Depends(expected_version)]
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+async def idempotency(
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description=(
+                "Any unique string (e.g. a UUID) chosen by the client. A retry with the same "
+                "key and body returns the first answer and changes nothing; the same key "
+                "with a different body is a 422."
+            ),
+        ),
+    ] = None,
+) -> Idempotency | None:
+    if idempotency_key is None:
+        return None
+    if not _KEY.match(idempotency_key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1–255 visible ASCII characters", field="Idempotency-Key"
+        )
+    body = await request.body()
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n")
+    digest.update(canonical)
+    return Idempotency(key=idempotency_key, fingerprint=digest.hexdigest())
+
+
+IdempotencyDep = Annotated[Idempotency | None, Depends(idempotency)]

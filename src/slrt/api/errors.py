@@ -24,6 +24,7 @@ from slrt.domain.common import (
     VersionMismatch,
 )
 from slrt.domain.windows import OutsideSubmissionWindow
+from slrt.security import Unauthenticated
 
 log = structlog.get_logger("slrt.api")
 
@@ -47,6 +48,8 @@ def problem(
 
 
 def _status_of(error: DomainError) -> int:
+    if isinstance(error, Unauthenticated):
+        return 401
     if isinstance(error, InvalidInput):
         return 422
     if isinstance(error, NotFound):
@@ -83,6 +86,8 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
     )
     extensions = {k: _jsonable(v) for k, v in error.context.items()}
     headers = {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="slrt"'
     if isinstance(error, VersionMismatch) and "current_version" in error.context:
         headers["ETag"] = f'"{error.context["current_version"]}"'
     return problem(

@@ -18,6 +18,7 @@ class Action(StrEnum):
     WITHDRAW_PROPOSAL = "withdraw a proposal"
     PUBLISH_SCORING_MODEL = "publish a scoring model"
     IMPORT_HOUSEHOLDS = "import households"
+    MANAGE_USERS = "manage users"
     READ = "read"
 
 
@@ -28,6 +29,7 @@ ALLOWED_ROLES: dict[Action, frozenset[Role]] = {
     Action.WITHDRAW_PROPOSAL: frozenset({Role.FRONT_OFFICE, Role.SLRT_MANAGER}),
     Action.PUBLISH_SCORING_MODEL: frozenset({Role.ADMIN}),
     Action.IMPORT_HOUSEHOLDS: frozenset({Role.ADMIN, Role.SYSTEM}),
+    Action.MANAGE_USERS: frozenset({Role.ADMIN, Role.SYSTEM}),
     Action.READ: frozenset(Role),
 }
 

@@ -25,13 +25,20 @@ class Actor:
     user_id: str
     role: Role
     region: str
+    #: An agency user's agency code (e.g. dinkes); None for every other role.
+    agency: str | None = None
 
     def as_record(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
+        return {k: str(v) for k, v in asdict(self).items() if v is not None}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Actor:
-        return cls(user_id=record["user_id"], role=Role(record["role"]), region=record["region"])
+        return cls(
+            user_id=record["user_id"],
+            role=Role(record["role"]),
+            region=record["region"],
+            agency=record.get("agency"),
+        )
 
 
 class DomainError(Exception):

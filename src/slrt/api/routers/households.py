@@ -8,9 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from slrt.api.deps import ActorDep, RuntimeDep
+from slrt.api.disclosure import reveals_identifiers
 from slrt.api.schemas.households import HouseholdOut, HouseholdSummary
 from slrt.api.schemas.proposals import Page, RegionCode
 from slrt.domain.access import Action, authorize
+from slrt.domain.common import Role
 from slrt.domain.reference import kabupaten_of, mask_identifier, region_name
 from slrt.projections.household_status import get_household_status, list_households
 from slrt.runtime import lookup_key
@@ -25,6 +27,15 @@ def get_household(
     """The household as recorded now; score, rank and desil as the ranking last derived them."""
     household = runtime.app.get_household(household_id)
     authorize(actor, Action.READ, household.region)
+    if actor.role is Role.INSPECTOR:
+        runtime.app.record_inspection(
+            actor=actor,
+            resource="household",
+            resource_id=str(household_id),
+            region=household.region,
+        )
+    reveal = reveals_identifiers(actor, household.region)
+    shown = (lambda value: value) if reveal else mask_identifier
     with runtime.engine.connect() as conn:
         derived = get_household_status(conn, str(household_id)) or {}
     response.headers["ETag"] = f'"{household.version}"'
@@ -37,8 +48,8 @@ def get_household(
         address=household.address,
         rt=household.rt,
         rw=household.rw,
-        no_kk=mask_identifier(household.no_kk),
-        members=[{**m, "nik": mask_identifier(m["nik"])} for m in household.members],
+        no_kk=shown(household.no_kk),
+        members=[{**m, "nik": shown(m["nik"])} for m in household.members],
         indicators=household.indicators,
         deprivations=sum(household.indicators.values()),
         is_poor=household.is_poor,
@@ -77,6 +88,10 @@ def list_households_route(
     """Households in a region, poorest first within each ranking scope."""
     region = region or actor.region
     authorize(actor, Action.READ, region)
+    if actor.role is Role.INSPECTOR:
+        runtime.app.record_inspection(
+            actor=actor, resource="households", resource_id=None, region=region
+        )
     with runtime.engine.connect() as conn:
         total, rows = list_households(
             conn,

@@ -7,7 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from slrt.api.deps import ActorDep, ExpectedVersionDep, RuntimeDep
+from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
+from slrt.api.disclosure import reveals_identifiers
 from slrt.api.schemas.proposals import (
     DinsosDecision,
     NewProposal,
@@ -18,7 +19,9 @@ from slrt.api.schemas.proposals import (
     VillageDecision,
     Withdrawal,
 )
+from slrt.application import Outcome
 from slrt.domain.access import Action, authorize
+from slrt.domain.common import Actor, Role
 from slrt.domain.proposal import Proposal, ProposalStatus
 from slrt.domain.reference import mask_identifier
 from slrt.projections.proposal_list import list_proposals
@@ -64,14 +67,14 @@ _EXAMPLE_REGISTER = {
 }
 
 
-def _out(proposal: Proposal) -> ProposalOut:
+def _out(proposal: Proposal, *, reveal: bool) -> ProposalOut:
     return ProposalOut(
         id=proposal.id,
         kind=proposal.kind.value,
         status=proposal.status.value,
         region=proposal.region,
         household_id=proposal.household_id,
-        payload=_masked(proposal.payload),
+        payload=proposal.payload if reveal else _masked(proposal.payload),
         note=proposal.note,
         berita_acara=proposal.berita_acara,
         decisions=proposal.decisions,
@@ -96,10 +99,13 @@ def _masked(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, key: shown}
 
 
-def _answer(runtime: RuntimeDep, proposal_id: UUID, response: Response) -> ProposalOut:
-    proposal = runtime.app.get_proposal(proposal_id)
+def _answer(runtime: RuntimeDep, actor: Actor, outcome: Outcome, response: Response) -> ProposalOut:
+    """The proposal as the command left it (the same answer again for a replayed key)."""
+    proposal = runtime.app.get_proposal(outcome.id, version=outcome.version)
     response.headers["ETag"] = f'"{proposal.version}"'
-    return _out(proposal)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _out(proposal, reveal=reveals_identifiers(actor, proposal.region))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProposalOut)
@@ -107,6 +113,7 @@ def submit_proposal(
     body: Annotated[NewProposal, Body(openapi_examples={"register": {"value": _EXAMPLE_REGISTER}})],
     runtime: RuntimeDep,
     actor: ActorDep,
+    key: IdempotencyDep,
     response: Response,
 ) -> ProposalOut:
     """A front office logs a proposal to register, update, remove, enrol or unenrol a household."""
@@ -114,15 +121,16 @@ def submit_proposal(
     kind = data.pop("kind")
     household_id = data.pop("household_id", None)
     note = data.pop("note", None)
-    proposal_id = runtime.app.submit_proposal(
+    outcome = runtime.app.submit_proposal(
         actor=actor,
         kind=kind,
         payload=data,
         household_id=UUID(household_id) if household_id else None,
         note=note,
+        idempotency=key,
     )
-    response.headers["Location"] = f"/api/v1/proposals/{proposal_id}"
-    return _answer(runtime, proposal_id, response)
+    response.headers["Location"] = f"/api/v1/proposals/{outcome.id}"
+    return _answer(runtime, actor, outcome, response)
 
 
 @router.post("/{proposal_id}/village-decision", response_model=ProposalOut)
@@ -132,18 +140,20 @@ def decide_at_village(
     runtime: RuntimeDep,
     actor: ActorDep,
     version: ExpectedVersionDep,
+    key: IdempotencyDep,
     response: Response,
 ) -> ProposalOut:
     """The musyawarah desa's decision, with its berita acara (number, date, SHA-256)."""
-    runtime.app.decide_at_village(
+    outcome = runtime.app.decide_at_village(
         actor=actor,
         proposal_id=proposal_id,
         approve=body.decision == "approve",
         berita_acara=body.berita_acara.model_dump(mode="json") if body.berita_acara else None,
         reason=body.reason,
         expected_version=version,
+        idempotency=key,
     )
-    return _answer(runtime, proposal_id, response)
+    return _answer(runtime, actor, outcome, response)
 
 
 @router.post("/{proposal_id}/dinsos-decision", response_model=ProposalOut)
@@ -153,17 +163,19 @@ def decide_at_dinsos(
     runtime: RuntimeDep,
     actor: ActorDep,
     version: ExpectedVersionDep,
+    key: IdempotencyDep,
     response: Response,
 ) -> ProposalOut:
     """Dinsos verifies (the household changes at once) or returns the proposal to the village."""
-    runtime.app.decide_at_dinsos(
+    outcome = runtime.app.decide_at_dinsos(
         actor=actor,
         proposal_id=proposal_id,
         verify=body.decision == "verify",
         reason=body.reason,
         expected_version=version,
+        idempotency=key,
     )
-    return _answer(runtime, proposal_id, response)
+    return _answer(runtime, actor, outcome, response)
 
 
 @router.post("/{proposal_id}/withdraw", response_model=ProposalOut)
@@ -173,12 +185,17 @@ def withdraw_proposal(
     runtime: RuntimeDep,
     actor: ActorDep,
     version: ExpectedVersionDep,
+    key: IdempotencyDep,
     response: Response,
 ) -> ProposalOut:
-    runtime.app.withdraw_proposal(
-        actor=actor, proposal_id=proposal_id, reason=body.reason, expected_version=version
+    outcome = runtime.app.withdraw_proposal(
+        actor=actor,
+        proposal_id=proposal_id,
+        reason=body.reason,
+        expected_version=version,
+        idempotency=key,
     )
-    return _answer(runtime, proposal_id, response)
+    return _answer(runtime, actor, outcome, response)
 
 
 @router.get("/{proposal_id}", response_model=ProposalOut)
@@ -187,7 +204,11 @@ def get_proposal(
 ) -> ProposalOut:
     proposal = runtime.app.get_proposal(proposal_id)
     authorize(actor, Action.READ, proposal.region)
-    return _answer(runtime, proposal_id, response)
+    if actor.role is Role.INSPECTOR:
+        runtime.app.record_inspection(
+            actor=actor, resource="proposal", resource_id=str(proposal_id), region=proposal.region
+        )
+    return _answer(runtime, actor, Outcome(id=proposal.id, version=proposal.version), response)
 
 
 @router.get("", response_model=Page[ProposalSummary])
@@ -202,6 +223,10 @@ def list_proposals_route(
     """Proposals in a region (default: the caller's own), newest first."""
     region = region or actor.region
     authorize(actor, Action.READ, region)
+    if actor.role is Role.INSPECTOR:
+        runtime.app.record_inspection(
+            actor=actor, resource="proposals", resource_id=None, region=region
+        )
     with runtime.engine.connect() as conn:
         total, rows = list_proposals(
             conn,

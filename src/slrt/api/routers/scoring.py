@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
-from slrt.api.deps import ActorDep, RuntimeDep
+from slrt.api.deps import ActorDep, IdempotencyDep, RuntimeDep
 from slrt.api.schemas.households import NewScoringModelVersion, ScoringModelVersionOut
 from slrt.domain.access import Action, authorize
 
 router = APIRouter(prefix="/api/v1/scoring-models", tags=["scoring"])
 
 
-def _versions(runtime: RuntimeDep) -> list[ScoringModelVersionOut]:
-    model = runtime.app.get_scoring_model()
+def _versions(runtime: RuntimeDep, version: int | None = None) -> list[ScoringModelVersionOut]:
+    model = runtime.app.get_scoring_model(version)
     return [ScoringModelVersionOut(**v) for v in (model.versions if model else [])]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ScoringModelVersionOut)
 def publish_scoring_model(
-    body: NewScoringModelVersion, runtime: RuntimeDep, actor: ActorDep
+    body: NewScoringModelVersion,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    key: IdempotencyDep,
+    response: Response,
 ) -> ScoringModelVersionOut:
     """Publishes the next version; every household is re-scored and re-ranked with it."""
-    version = runtime.app.publish_scoring_model(
+    outcome = runtime.app.publish_scoring_model(
         actor=actor,
         intercept=body.intercept,
         weights=body.weights.model_dump(),
         household_size_weight=body.household_size_weight,
         note=body.note,
+        idempotency=key,
     )
-    return _versions(runtime)[version - 1]
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _versions(runtime, outcome.version)[-1]
 
 
 @router.get("", response_model=list[ScoringModelVersionOut])
