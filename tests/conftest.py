@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -63,6 +63,4 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_settings(postgres_database: str) -> Settings:
-    return Settings(
-        _env_file=None, database_url=postgres_database, postgres_pool_size=5, **COMMON
-    )
+    return Settings(_env_file=None, database_url=postgres_database, postgres_pool_size=5, **COMMON)

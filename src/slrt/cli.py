@@ -191,7 +191,9 @@ def parser() -> argparse.ArgumentParser:
     user_commands = users.add_subparsers(dest="action", required=True)
     add = user_commands.add_parser("add", help="register a user with a role in a region")
     add.add_argument("user_id")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role if r is not Role.SYSTEM])
+    add.add_argument(
+        "--role", required=True, choices=[r.value for r in Role if r is not Role.SYSTEM]
+    )
     add.add_argument("--region", required=True, help="region code, or ID for national")
     add.add_argument("--agency", help="agency code, for agency users")
     deactivate = user_commands.add_parser("deactivate", help="deactivate a user")

@@ -22,10 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from lokal.holidays import HOLIDAY_YEARS, is_working_day
 from lokal.wilayah import list_wilayah
 
 from slrt.application import SlrtApplication
@@ -156,7 +158,8 @@ class Desa:
 
 
 def desas_of(region: str) -> list[Desa]:
-    """The desa/kelurahan of a kabupaten/kota, through its kecamatan, from Kemendagri's list."""
+    """The desa/kelurahan of a kabupaten/kota, through its kecamatan, from Kemendagri's list.
+    Anything but a known kabupaten/kota code is refused with a ValueError that says why."""
     try:
         require_region(region)
     except InvalidInput as error:
@@ -207,6 +210,8 @@ class Staff:
 
 @dataclass(frozen=True)
 class Person:
+    """A household member; the birth date is kept to know ages (PKH, KIP, a newborn)."""
+
     nik: str
     name: str
     relationship: Relationship
@@ -334,13 +339,15 @@ class FamilyFactory:
             mother_age = max(18, head_age + rng.randint(-8, 2))
             born = self.birth_date(mother_age, on)
             people.append(self.person(desa, Relationship.SPOUSE, "P", born))
+        # Children still at home: born when the mother was 18 to 45, and at most 25 now.
+        youngest, eldest = max(0, mother_age - 45), min(25, mother_age - 18)
         children = min(rng.randint(0, 3) + round(poverty * rng.randint(0, 3)), 5)
-        for _ in range(children):
-            child_age = mother_age - rng.randint(18, 40)
-            if child_age < 0 or child_age > 25:
-                continue
+        for _ in range(children if youngest <= eldest else 0):
+            child_age = rng.randint(youngest, eldest)
             sex = rng.choice("LP")
-            people.append(self.person(desa, Relationship.CHILD, sex, self.birth_date(child_age, on)))
+            people.append(
+                self.person(desa, Relationship.CHILD, sex, self.birth_date(child_age, on))
+            )
         if head_age < 60 and len(people) < 8 and rng.random() < 0.1:
             parent_age = min(head_age + rng.randint(20, 30), 90)
             sex = "P" if rng.random() < 0.7 else "L"
@@ -387,6 +394,15 @@ class FamilyFactory:
 # -- the calendar ------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def office_open(day: date) -> bool:
+    """Offices close at weekends, and on national holidays and cuti bersama in the
+    years whose SKB 3 Menteri calendar lokal-id carries."""
+    if day.weekday() >= 5:
+        return False
+    return day.year not in HOLIDAY_YEARS or is_working_day(day)
+
+
 @dataclass(frozen=True)
 class Calendar:
     """Office days and hours in the region's own time zone, and the submission windows
@@ -406,8 +422,15 @@ class Calendar:
 
     @staticmethod
     def workday_from(day: date) -> date:
-        while day.weekday() >= 5:
+        while not office_open(day):
             day += timedelta(days=1)
+        return day
+
+    @staticmethod
+    def workday_before(day: date) -> date:
+        day -= timedelta(days=1)
+        while not office_open(day):
+            day -= timedelta(days=1)
         return day
 
     def later(self, rng: random.Random, after: datetime, min_days: int, max_days: int) -> datetime:
@@ -418,7 +441,7 @@ class Calendar:
     def accepts(self, kind: ProposalKind, programme: Programme | None, day: date) -> bool:
         """A workday on which every window that applies to this kind of proposal is open."""
         programme_code = programme.value if programme else None
-        return day.weekday() < 5 and all(
+        return office_open(day) and all(
             window.is_open_on(day)
             for window in self.policy.windows
             if window.applies_to(kind.value, programme_code)
@@ -526,13 +549,14 @@ class Desk:
 
     def submit(self, case: Case) -> None:
         household_id = self.household_of(case.origin) if case.origin else None
-        case.proposal_id = self.app.submit_proposal(
+        outcome = self.app.submit_proposal(
             actor=self.staff.front_office(case.desa),
             kind=case.kind.value,
             payload=case.payload,
             household_id=household_id,
             note=case.note,
         )
+        case.proposal_id = outcome.id
         case.status = ProposalStatus.SUBMITTED
 
     def approve(self, case: Case) -> None:
@@ -569,7 +593,9 @@ class Desk:
 
     def withdraw(self, case: Case, reason: str) -> None:
         self.app.withdraw_proposal(
-            actor=self.staff.front_office(case.desa), proposal_id=self._proposal(case), reason=reason
+            actor=self.staff.front_office(case.desa),
+            proposal_id=self._proposal(case),
+            reason=reason,
         )
         case.status = ProposalStatus.WITHDRAWN
 
@@ -622,8 +648,11 @@ class Planner:
             Indicator.FLOOR_AREA.value: v1[Indicator.FLOOR_AREA] - 1.0,
             Indicator.LIGHTING.value: v1[Indicator.LIGHTING] - 0.5,
         }
+        calendar = self.calendar
+        before_start = calendar.workday_before(calendar.local_day(self.start))
+        near_the_end = calendar.workday_from(calendar.local_day(self.now - MODEL_V2_BEFORE_NOW))
         self.add(
-            self.start - timedelta(days=1),
+            calendar.office_time(self.rng, before_start),
             "publish scoring model v1",
             lambda: self.desk.publish_model(
                 weights=v1,
@@ -632,12 +661,13 @@ class Planner:
             ),
         )
         self.add(
-            self.now - MODEL_V2_BEFORE_NOW,
+            calendar.office_time(self.rng, near_the_end),
             "publish scoring model v2",
             lambda: self.desk.publish_model(
                 weights=v2,
                 size_weight=DEFAULT_HOUSEHOLD_SIZE_WEIGHT + 0.5,
-                note="Kalibrasi ulang: sanitasi dan air minum lebih berat, luas lantai lebih ringan",
+                note="Kalibrasi ulang: sanitasi dan air minum lebih berat, luas lantai lebih "
+                "ringan",
             ),
         )
 
@@ -724,9 +754,7 @@ class Planner:
         submitted_at: datetime,
         note: str | None = None,
     ) -> None:
-        case = Case(
-            kind=kind, desa=register.desa, payload=payload, note=note, origin=register
-        )
+        case = Case(kind=kind, desa=register.desa, payload=payload, note=note, origin=register)
         self.proposal(case, submitted_at)
 
     def _submission_after(
@@ -777,8 +805,10 @@ class Planner:
     def enrolments(self, register: Case, family: Family, applied_at: datetime) -> None:
         """Poorer households are proposed for more programmes; each programme only once,
         and only where it fits (PKH for children or elders, KIP for school-age children)."""
-        deprivations = family.deprivations
-        chance = 0.6 if deprivations >= POOR_HOUSEHOLD_THRESHOLD else 0.2 if deprivations >= 7 else 0.03
+        if family.deprivations >= POOR_HOUSEHOLD_THRESHOLD:
+            chance = 0.6
+        else:
+            chance = 0.2 if family.deprivations >= 7 else 0.03
         if self.rng.random() >= chance:
             return
         on = self.calendar.local_day(applied_at)
@@ -802,7 +832,8 @@ class Planner:
 
 
 def run_steps(steps: list[Step], clock: DemoClock, now: datetime) -> int:
-    """Runs the steps in time order, each at its own time; stops at `now`."""
+    """Runs the steps in time order, each at its own time; stops at `now`. Returns how
+    many commands ran."""
     done = 0
     for step in sorted(steps):
         if step.at > now:
@@ -817,9 +848,9 @@ def run_steps(steps: list[Step], clock: DemoClock, now: datetime) -> int:
     return done
 
 
-def summarize(region: str, cases: list[Case], models: int) -> str:
+def summarize(region: str, planner: Planner, *, commands: int, models: int) -> str:
     """One line: how many households were registered, and where every proposal stands."""
-    submitted = [c for c in cases if c.status is not None]
+    submitted = [c for c in planner.cases if c.status is not None]
     registers = [c for c in submitted if c.kind is ProposalKind.REGISTER]
     registered = sum(1 for c in registers if c.status is ProposalStatus.APPLIED)
     removed = sum(
@@ -830,10 +861,11 @@ def summarize(region: str, cases: list[Case], models: int) -> str:
     by_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
     by_status = ", ".join(f"{status} {n}" for status, n in statuses.most_common())
     return (
-        f"{region} {region_name(region)}: {registered} households registered "
+        f"{region} {region_name(region)}, {planner.start:%Y-%m-%d} to {planner.now:%Y-%m-%d}: "
+        f"{registered} households registered "
         f"({removed} since removed) from {len(registers)} register proposals; "
         f"{len(submitted)} proposals ({by_kind}) now {by_status}; "
-        f"scoring model v{models} current"
+        f"scoring model v{models} current; {commands} commands"
     )
 
 
@@ -848,8 +880,11 @@ def generate(
     """Loads six months of synthetic SLRT work for one kabupaten/kota into the store
     named by `settings`, through the application's commands; returns a one-line summary.
 
-    The data depends only on `seed` and on `now` (default: the current time), which
-    ends the timeline: steps after it are left undone, as pending proposals."""
+    `households` is how many register proposals the front offices submit; those
+    rejected, withdrawn or still pending do not become households. The data depends
+    only on `seed` and on `now` (default: the current time), which ends the timeline:
+    steps after it are left undone, as pending proposals. Household and proposal ids
+    are random (uuid4), so equal scores may rank differently from one load to another."""
     desas = desas_of(region)
     if households < 1:
         msg = f"households must be at least 1, not {households}"
@@ -868,9 +903,9 @@ def generate(
         planner = Planner(rng, Desk(app, Staff(region)), calendar, start=start, now=now)
         planner.scoring_models()
         planner.registrations(desas, households)
-        run_steps(planner.steps, clock, now)
+        commands = run_steps(planner.steps, clock, now)
         model = app.get_scoring_model()
         versions = len(model.versions) if model else 0
     finally:
         runtime.close()
-    return summarize(region, planner.cases, versions)
+    return summarize(region, planner, commands=commands, models=versions)

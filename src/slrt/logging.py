@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from lokal import Samaran
 
 from slrt.config import Settings
 
@@ -21,7 +22,19 @@ _LONG_ID = re.compile(r"(?<!\d)(\d{4})[\s.-]?(\d{4})[\s.-]?(\d{4})[\s.-]?(\d{4})
 _PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)8\d{1,2}[\s.-]?\d{3,4}[\s.-]?\d{3,5}(?!\d)")
 
 
+_DIGITS = re.compile(r"\d")
+
+
 def mask_text(text: str) -> str:
+    """Masks NIK, No. KK and phone numbers in free text.
+
+    lokal-id's detector (made for Indonesian identifiers and their many spellings) runs
+    only on text with at least 8 digits, since it costs about half a millisecond; the
+    regular expressions are a cheap backstop for anything it leaves.
+    """
+    if len(_DIGITS.findall(text)) < 8:
+        return text
+    text = Samaran(mode="partial", types=["NIK", "KK", "PHONE"]).mask(text).text
     text = _LONG_ID.sub(lambda m: f"{m.group(1)}********{m.group(4)}", text)
     return _PHONE.sub(lambda m: m.group(0)[:4] + "****" + m.group(0)[-3:], text)
 
@@ -63,7 +76,7 @@ def configure_logging(settings: Settings) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler()
     handler.setFormatter(

@@ -10,8 +10,8 @@ from slrt.domain.scoring import DEFAULT_HOUSEHOLD_SIZE_WEIGHT
 from tests.api.conftest import Api
 from tests.builders import (
     ADMIN,
-    DINSOS_MANAGER,
     DINSOS,
+    DINSOS_MANAGER,
     FRONT_OFFICE,
     OTHER_VILLAGE_HEAD,
     VILLAGE_HEAD,

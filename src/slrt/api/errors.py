@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slrt.domain.access import Forbidden
@@ -78,7 +79,7 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     status = _status_of(error)
     log.info(
-        "command.refused",
+        "request.refused",
         outcome=status,
         reason=type(error).__name__,
         detail=error.detail,
@@ -149,3 +150,34 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. Extra members (e.g. `field`, `errors`) may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+    }
+
+
+#: Documented on every router, so integrators (and the fuzzer) know every answer.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_response("The body could not be read (e.g. not UTF-8)"),
+    401: _problem_response("No valid bearer token"),
+    403: _problem_response("Outside your role or region"),
+    404: _problem_response("Unknown id"),
+    409: _problem_response("Illegal transition, outside the submission window, or a conflict"),
+    412: _problem_response("If-Match names a version that is no longer current"),
+    413: _problem_response("Body larger than the limit"),
+    422: _problem_response("Invalid input; `errors` lists each problem"),
+}

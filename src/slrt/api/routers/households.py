@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from slrt.api.deps import ActorDep, RuntimeDep
 from slrt.api.disclosure import reveals_identifiers
+from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.households import HouseholdOut, HouseholdSummary
 from slrt.api.schemas.proposals import Page, RegionCode
 from slrt.domain.access import Action, authorize
@@ -17,7 +18,7 @@ from slrt.domain.reference import kabupaten_of, mask_identifier, region_name
 from slrt.projections.household_status import get_household_status, list_households
 from slrt.runtime import lookup_key
 
-router = APIRouter(prefix="/api/v1/households", tags=["households"])
+router = APIRouter(prefix="/api/v1/households", tags=["households"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/{household_id}", response_model=HouseholdOut)

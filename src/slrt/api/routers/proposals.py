@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 
 from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
 from slrt.api.disclosure import reveals_identifiers
+from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.proposals import (
     DinsosDecision,
     NewProposal,
@@ -26,7 +27,7 @@ from slrt.domain.proposal import Proposal, ProposalStatus
 from slrt.domain.reference import mask_identifier
 from slrt.projections.proposal_list import list_proposals
 
-router = APIRouter(prefix="/api/v1/proposals", tags=["proposals"])
+router = APIRouter(prefix="/api/v1/proposals", tags=["proposals"], responses=PROBLEM_RESPONSES)
 
 _EXAMPLE_REGISTER = {
     "kind": "register",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from slrt.api.deps import ActorDep, IdempotencyDep, RuntimeDep
+from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.households import NewScoringModelVersion, ScoringModelVersionOut
 from slrt.domain.access import Action, authorize
 
-router = APIRouter(prefix="/api/v1/scoring-models", tags=["scoring"])
+router = APIRouter(prefix="/api/v1/scoring-models", tags=["scoring"], responses=PROBLEM_RESPONSES)
 
 
 def _versions(runtime: RuntimeDep, version: int | None = None) -> list[ScoringModelVersionOut]:

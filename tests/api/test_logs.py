@@ -1,0 +1,56 @@
+"""Logs never carry a full NIK, No. KK or phone number."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+import structlog
+
+from slrt.logging import configure_logging, mask_text
+from tests.api.conftest import Api
+from tests.api.test_proposals_api import PROPOSALS, approve, verify
+from tests.builders import FRONT_OFFICE, household
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NIK 6474011508800001",
+        "no kk: 6474-0101-0120-0001",
+        "hp 0812-3456-7890",
+        "wa +62 812 3456 7890",
+    ],
+)
+def test_identifiers_are_masked_in_free_text(text: str) -> None:
+    masked = mask_text(text)
+    digits = re.sub(r"\D", "", masked)
+    assert "*" in masked
+    assert len(digits) <= 8
+
+
+def test_a_full_scenario_logs_no_full_nik(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(api.runtime.settings.model_copy(update={"log_format": "json"}))
+    try:
+        data = household(members=3)
+        identifiers = [m["nik"] for m in data["members"]] + [data["no_kk"]]
+        answer = api.post(PROPOSALS, FRONT_OFFICE, {"kind": "register", "household": data})
+        proposal_id = answer.json()["id"]
+        approve(api, proposal_id)
+        verify(api, proposal_id)
+        api.runtime.catch_up()
+        api.get(f"/api/v1/households?q={identifiers[0]}", FRONT_OFFICE)
+        bad = dict(data, members=[{**data["members"][0], "sex": "P"}])
+        api.post(PROPOSALS, FRONT_OFFICE, {"kind": "register", "household": bad})
+        # Anything that logs personal data by mistake, through structlog or stdlib logging:
+        structlog.get_logger("test").warning("careless", note=f"warga NIK {identifiers[1]}")
+        logging.getLogger("eventsourcing").warning("careless %s", identifiers[2])
+
+        output = capsys.readouterr()
+        logs = output.out + output.err
+        assert "careless" in logs and '"command"' in logs
+        for identifier in identifiers:
+            assert identifier not in logs
+    finally:
+        configure_logging(api.runtime.settings)
