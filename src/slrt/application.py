@@ -27,19 +27,25 @@ from slrt.domain.common import (
     IllegalTransition,
     InvalidInput,
     NotFound,
+    Role,
     VersionMismatch,
 )
+from slrt.domain.complaint import Complaint, next_escalation
 from slrt.domain.household import Household, validate_household_data
 from slrt.domain.inspection import Inspection
 from slrt.domain.proposal import Proposal, ProposalKind, validate_payload
 from slrt.domain.receipt import CommandReceipt, IdempotencyKeyReused
 from slrt.domain.scoring import ScoringModel
+from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy
 from slrt.domain.user import User
 
 log = structlog.get_logger("slrt.commands")
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+
+
+SYSTEM_ACTOR = Actor(user_id="slrt", role=Role.SYSTEM, region="ID")
 
 
 def utc_now() -> datetime:
@@ -250,7 +256,9 @@ class SlrtApplication(Application[UUID]):
                 actor=actor.as_record(),
                 timestamp=at,
             )
-            return Decision(save=[proposal], subject=proposal)
+            policy = self._sla_policy()
+            save: list[Aggregate] = [policy] if policy.pending_events else []
+            return Decision(save=[*save, proposal], subject=proposal)
 
         return self._execute("submit_proposal", actor, decide, idempotency)
 
@@ -492,3 +500,176 @@ class SlrtApplication(Application[UUID]):
         except AggregateNotFoundError:
             return False
         return True
+
+    # -- SLA policy -------------------------------------------------------------------
+
+    def publish_sla_policy(
+        self, *, actor: Actor, rules: Any, note: str, idempotency: Idempotency | None = None
+    ) -> Outcome:
+        """A new policy version applies to timers started from now on; running timers
+        keep the version they started under."""
+        if not isinstance(note, str) or not 1 <= len(note) <= 1000:
+            raise InvalidInput("note must be 1 to 1000 characters", field="note")
+
+        def decide() -> Decision:
+            authorize(actor, Action.PUBLISH_SLA_POLICY)
+            policy = self._sla_policy()
+            policy.publish(rules=rules, note=note, actor=actor.as_record(), timestamp=self.clock())
+            return Decision(save=[policy], subject=policy)
+
+        return self._execute("publish_sla_policy", actor, decide, idempotency)
+
+    def _sla_policy(self) -> SlaPolicy:
+        """The policy; on first use, the default rules are published as version 1 (the
+        caller saves it with its own aggregates, so it exists before any timer starts)."""
+        try:
+            return self._get(SlaPolicy, SlaPolicy.id_for(), "SLA policy")
+        except NotFound:
+            policy = SlaPolicy(actor=SYSTEM_ACTOR.as_record(), timestamp=self.clock())
+            policy.publish(
+                rules=DEFAULT_RULES,
+                note="default policy",
+                actor=SYSTEM_ACTOR.as_record(),
+                timestamp=self.clock(),
+            )
+            return policy
+
+    def get_sla_policy(self, version: int | None = None) -> SlaPolicy | None:
+        try:
+            return self._get(SlaPolicy, SlaPolicy.id_for(), "SLA policy", version)
+        except NotFound:
+            return None
+
+    def record_breach(self, *, timer: dict[str, Any], escalate: bool) -> Outcome | None:
+        """Records that a timer's deadline passed unmet, exactly once (the breach's id is
+        the timer's). With `escalate`, an open complaint goes up a level in the same
+        transaction. Returns None if the breach was already recorded."""
+        actor = SYSTEM_ACTOR
+        breach_id = SlaBreach.create_id(timer["timer_id"])
+        if self._exists(breach_id):
+            return None
+
+        def decide() -> Decision:
+            breach = SlaBreach(
+                timer_id=timer["timer_id"],
+                item_kind=timer["item_kind"],
+                item_id=UUID(timer["item_id"]),
+                region=timer["region"],
+                category=timer["category"],
+                target=timer["target"],
+                policy_version=timer["policy_version"],
+                started_at=timer["started_at"],
+                deadline=timer["deadline"],
+                actor=actor.as_record(),
+                timestamp=self.clock(),
+            )
+            save: list[Aggregate] = [breach]
+            if escalate and timer["item_kind"] == "complaint":
+                complaint = self._get(Complaint, UUID(timer["item_id"]), "complaint")
+                level = next_escalation(complaint)
+                if complaint.is_open and level is not None:
+                    complaint.escalate(
+                        level=level,
+                        reason=f"SLA {timer['target']} deadline {timer['deadline']:%Y-%m-%d %H:%M} "
+                        "UTC passed",
+                        actor=actor.as_record(),
+                        timestamp=self.clock(),
+                    )
+                    save.append(complaint)
+            return Decision(save=save, subject=breach)
+
+        try:
+            return self._execute("record_breach", actor, decide)
+        except ConcurrentEdit:
+            if self._exists(breach_id):
+                return None
+            raise
+
+    # -- complaints ---------------------------------------------------------------------
+
+    def receive_complaint(
+        self,
+        *,
+        actor: Actor,
+        region: str,
+        channel: str,
+        complaint_type: str,
+        category: str,
+        description: str,
+        household_id: UUID | None = None,
+        member_nik: str | None = None,
+        reporter: dict[str, Any] | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
+        """A complaint is logged; its SLA clocks start under the policy in force now."""
+
+        def decide() -> Decision:
+            authorize(actor, Action.RECEIVE_COMPLAINT, region)
+            if household_id is not None:
+                household = self.get_household(household_id)
+                if household.region != region:
+                    raise InvalidInput(
+                        f"household {household_id} is in {household.region}, not {region}",
+                        field="household_id",
+                    )
+                if member_nik is not None and member_nik not in {
+                    m["nik"] for m in household.members
+                }:
+                    raise InvalidInput(
+                        "member_nik is not a member of that household", field="member_nik"
+                    )
+            policy = self._sla_policy()
+            assert policy.current is not None
+            complaint = Complaint.receive(
+                region=region,
+                channel=channel,
+                complaint_type=complaint_type,
+                category=category,
+                description=description,
+                household_id=household_id,
+                member_nik=member_nik,
+                reporter=reporter,
+                sla_policy_version=policy.current.version,
+                actor=actor.as_record(),
+                timestamp=self.clock(),
+            )
+            # The default policy, published on first use, is stored before the complaint
+            # so that every reader meets the policy before the clocks that use it.
+            save: list[Aggregate] = [policy] if policy.pending_events else []
+            return Decision(save=[*save, complaint], subject=complaint)
+
+        return self._execute("receive_complaint", actor, decide, idempotency)
+
+    def handle_complaint(
+        self,
+        *,
+        actor: Actor,
+        complaint_id: UUID,
+        action: str,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+        **details: Any,
+    ) -> Outcome:
+        """acknowledge, assign, escalate, resolve, close or reopen a complaint."""
+        handlers = {
+            "acknowledge": lambda c, **kw: c.acknowledge(**kw),
+            "assign": lambda c, **kw: c.assign(**kw),
+            "escalate": lambda c, **kw: c.escalate(**kw),
+            "resolve": lambda c, **kw: c.resolve(**kw),
+            "close": lambda c, **kw: c.close(**kw),
+            "reopen": lambda c, **kw: c.reopen(**kw),
+        }
+        if action not in handlers:
+            raise InvalidInput(f"unknown complaint action {action}", field="action")
+
+        def decide() -> Decision:
+            complaint = self.get_complaint(complaint_id)
+            authorize(actor, Action.HANDLE_COMPLAINT, complaint.region)
+            self._check_version(complaint, expected_version)
+            handlers[action](complaint, actor=actor.as_record(), timestamp=self.clock(), **details)
+            return Decision(save=[complaint], subject=complaint)
+
+        return self._execute(f"{action}_complaint", actor, decide, idempotency)
+
+    def get_complaint(self, complaint_id: UUID, version: int | None = None) -> Complaint:
+        return self._get(Complaint, complaint_id, "complaint", version)

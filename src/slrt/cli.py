@@ -38,20 +38,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     runtime = build_runtime(settings)
-    names = list(runtime.workers) if args.name == "all" else [args.name]
-    unknown = [n for n in names if n not in runtime.workers]
+    names = runtime.worker_names() if args.name == "all" else [args.name]
+    unknown = [n for n in names if n not in runtime.worker_names()]
     if unknown:
-        print(f"unknown worker {unknown[0]}; choose from: all, {', '.join(runtime.workers)}")
+        print(f"unknown worker {unknown[0]}; choose from: all, {', '.join(runtime.worker_names())}")
         return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     runtime.start_workers(names)
     log.info("worker.running", workers=names)
-    while not stop.wait(5):
-        for name in names:
-            worker = runtime.workers[name]
-            log.debug("worker.lag", worker=name, lag=worker.lag())
+    stop.wait()
     runtime.close()
     return 0
 
@@ -177,7 +174,10 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run one background worker, or all")
-    worker.add_argument("name", help="household_status, proposal_list or all")
+    worker.add_argument(
+        "name",
+        help="household_status, proposal_list, complaint_list, sla_timers, sla_breaches or all",
+    )
     worker.set_defaults(run=_worker)
 
     demo = commands.add_parser("demo-data", help="load synthetic households through real commands")

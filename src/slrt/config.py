@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 
+    sla_watch_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sla_escalate_on_breach: bool = Field(
+        default=True, description="A breached complaint goes up to the kecamatan, then kabupaten"
+    )
+
     jwt_issuer: str = "slrt"
     jwt_audience: str = "slrt-api"
     jwt_signing_key: str | None = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -12,8 +13,11 @@ from slrt.config import Settings
 from slrt.db import create_read_engine, metadata
 from slrt.domain import windows
 from slrt.projections.base import Projection, ProjectionWorker
+from slrt.projections.complaint_list import ComplaintListProjection
 from slrt.projections.household_status import HouseholdStatusProjection
 from slrt.projections.proposal_list import ProposalListProjection
+from slrt.projections.sla_timers import SlaTimersProjection
+from slrt.sla_watch import BreachWatcher
 
 
 def lookup_key(settings: Settings) -> bytes:
@@ -23,7 +27,12 @@ def lookup_key(settings: Settings) -> bytes:
 
 
 def build_projections(settings: Settings) -> list[Projection]:
-    return [HouseholdStatusProjection(lookup_key(settings)), ProposalListProjection()]
+    return [
+        HouseholdStatusProjection(lookup_key(settings)),
+        ProposalListProjection(),
+        ComplaintListProjection(),
+        SlaTimersProjection(),
+    ]
 
 
 @dataclass
@@ -31,10 +40,16 @@ class Runtime:
     settings: Settings
     app: SlrtApplication
     engine: Engine
+    #: Projections, by name.
     workers: dict[str, ProjectionWorker] = field(default_factory=dict)
+    #: Other background processes (the SLA breach watcher; later the outbox and inbox).
+    processes: dict[str, Any] = field(default_factory=dict)
+
+    def worker_names(self) -> list[str]:
+        return [*self.workers, *self.processes]
 
     def start_workers(self, names: list[str] | None = None) -> None:
-        for name, worker in self.workers.items():
+        for name, worker in {**self.workers, **self.processes}.items():
             if names is None or name in names:
                 worker.start()
 
@@ -43,9 +58,12 @@ class Runtime:
         for worker in self.workers.values():
             worker.catch_up()
 
-    def close(self) -> None:
-        for worker in self.workers.values():
+    def stop_workers(self) -> None:
+        for worker in [*self.processes.values(), *self.workers.values()]:
             worker.stop()
+
+    def close(self) -> None:
+        self.stop_workers()
         self.app.close()
         self.engine.dispose()
 
@@ -70,4 +88,10 @@ def build_runtime(
         )
         app.on_recorded(worker.wake)
         runtime.workers[projection.name] = worker
+    runtime.processes[BreachWatcher.name] = BreachWatcher(
+        app,
+        engine,
+        interval=settings.sla_watch_interval_seconds,
+        escalate=settings.sla_escalate_on_breach,
+    )
     return runtime

@@ -53,4 +53,5 @@ def test_a_full_scenario_logs_no_full_nik(api: Api, capsys: pytest.CaptureFixtur
         for identifier in identifiers:
             assert identifier not in logs
     finally:
-        configure_logging(api.runtime.settings)
+        logging.getLogger().handlers[:] = []  # they write to capsys's stream, closed next
+        structlog.reset_defaults()

@@ -233,9 +233,9 @@ def test_only_an_admin_publishes_a_scoring_model(api: Api) -> None:
 
 
 def test_health_reports_projection_lag(api: Api) -> None:
-    submit(api)
+    submit(api)  # the proposal, and the default SLA policy on first use
     health = api.client.get("/api/v1/health").json()
-    assert health["projections"]["household_status"]["lag"] == 1
+    assert health["projections"]["household_status"]["lag"] == 3
     api.runtime.catch_up()
     health = api.client.get("/api/v1/health").json()
     assert health["projections"]["household_status"]["lag"] == 0

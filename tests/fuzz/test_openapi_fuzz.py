@@ -63,6 +63,9 @@ def _close_and_report() -> Iterator[None]:
 
 
 def _regions(value: Any) -> Iterator[str]:
+    """The regions of the data in an answer (not of the people who acted on it)."""
+    if isinstance(value, dict) and "role" in value and "user_id" in value:
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "region" and isinstance(item, str):

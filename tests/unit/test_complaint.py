@@ -170,9 +170,13 @@ def test_an_escalation_never_goes_down() -> None:
         complaint.escalate(level="kecamatan", reason="r", actor=FO, timestamp=LATER)
 
 
-def test_a_received_complaint_cannot_be_escalated_before_a_first_response() -> None:
-    with pytest.raises(ComplaintTransitionRefused):
-        received().escalate(level="kecamatan", reason="r", actor=FO, timestamp=NOW)
+def test_an_unanswered_complaint_can_be_escalated_and_acknowledged_there() -> None:
+    complaint = received()
+    complaint.escalate(level="kecamatan", reason="no answer in 4 hours", actor=FO, timestamp=NOW)
+    complaint.acknowledge(note="diterima kecamatan", actor=FO, timestamp=LATER)
+    assert complaint.acknowledged_at == LATER
+    with pytest.raises(ComplaintTransitionRefused, match="once"):
+        complaint.acknowledge(note=None, actor=FO, timestamp=LATER)
 
 
 def test_resolving_links_the_proposal_it_produced() -> None:

@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from slrt.api import errors
-from slrt.api.routers import health, households, proposals, scoring
+from slrt.api.routers import complaints, health, households, proposals, scoring, sla
 from slrt.config import Settings
 from slrt.runtime import Runtime, build_runtime
 
@@ -91,8 +91,7 @@ def create_app(
             if owned:
                 active.close()
             else:
-                for worker in active.workers.values():
-                    worker.stop()
+                active.stop_workers()
 
     app = FastAPI(
         title="SLRT — Sistem Layanan Rujukan Terpadu",
@@ -121,7 +120,14 @@ def create_app(
         response.headers["X-Request-ID"] = request_id
         return response
 
-    for router in (proposals.router, households.router, scoring.router, health.router):
+    for router in (
+        proposals.router,
+        households.router,
+        complaints.router,
+        sla.router,
+        scoring.router,
+        health.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -19,6 +19,9 @@ class Action(StrEnum):
     PUBLISH_SCORING_MODEL = "publish a scoring model"
     IMPORT_HOUSEHOLDS = "import households"
     MANAGE_USERS = "manage users"
+    PUBLISH_SLA_POLICY = "publish an SLA policy"
+    RECEIVE_COMPLAINT = "receive a complaint"
+    HANDLE_COMPLAINT = "handle a complaint"
     READ = "read"
 
 
@@ -30,6 +33,11 @@ ALLOWED_ROLES: dict[Action, frozenset[Role]] = {
     Action.PUBLISH_SCORING_MODEL: frozenset({Role.ADMIN}),
     Action.IMPORT_HOUSEHOLDS: frozenset({Role.ADMIN, Role.SYSTEM}),
     Action.MANAGE_USERS: frozenset({Role.ADMIN, Role.SYSTEM}),
+    Action.PUBLISH_SLA_POLICY: frozenset({Role.ADMIN}),
+    Action.RECEIVE_COMPLAINT: frozenset({Role.FRONT_OFFICE, Role.SLRT_MANAGER}),
+    Action.HANDLE_COMPLAINT: frozenset(
+        {Role.FRONT_OFFICE, Role.SLRT_MANAGER, Role.DINSOS_VERIFIER, Role.SYSTEM}
+    ),
     Action.READ: frozenset(Role),
 }
 

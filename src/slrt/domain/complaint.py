@@ -313,8 +313,14 @@ class Complaint(Aggregate):
             )
 
     def acknowledge(self, *, note: Any, actor: dict[str, str], timestamp: datetime) -> None:
-        """The first response to the reporter; it stops the first-response clock, once."""
-        self._require(ComplaintStatus.RECEIVED, action="acknowledge")
+        """The first response to the reporter; it stops the first-response clock, once.
+        A complaint escalated before anyone answered it is acknowledged where it went."""
+        if self.acknowledged_at is not None:
+            raise ComplaintTransitionRefused(
+                "the complaint was already acknowledged; the first response happens once",
+                current_status=self.status.value,
+            )
+        self._require(ComplaintStatus.RECEIVED, ComplaintStatus.ESCALATED, action="acknowledge")
         self._acknowledged(
             note=_optional_text(note, field="note"), actor=actor, timestamp=timestamp
         )
@@ -375,7 +381,10 @@ class Complaint(Aggregate):
     ) -> None:
         """Sends the complaint up to the kecamatan or kabupaten, with a reason. An
         escalation only goes upwards."""
+        # A complaint nobody answered may be escalated too: that is what a missed
+        # first-response deadline calls for.
         self._require(
+            ComplaintStatus.RECEIVED,
             ComplaintStatus.ACKNOWLEDGED,
             ComplaintStatus.ASSIGNED,
             ComplaintStatus.ESCALATED,
@@ -480,3 +489,12 @@ class Complaint(Aggregate):
         self.status = ComplaintStatus.REOPENED
         self.resolution = None
         self.history.append({"event": "reopened", "reason": reason, "by": actor})
+
+
+def next_escalation(complaint: Complaint) -> str | None:
+    """The level a breached complaint goes up to: kecamatan, then kabupaten; None at the top."""
+    if complaint.escalation_level is None:
+        return EscalationLevel.KECAMATAN.value
+    if complaint.escalation_level is EscalationLevel.KECAMATAN:
+        return EscalationLevel.KABUPATEN.value
+    return None

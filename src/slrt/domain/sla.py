@@ -398,3 +398,41 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         ],
     },
 ]
+
+
+class SlaBreach(Aggregate):
+    """A deadline passed with its target unmet: recorded once, and kept forever.
+
+    The id is derived from the timer (item, target, the milestone that started it), so
+    a second detection of the same breach (after a restart, or by a second process)
+    conflicts and is dropped instead of recorded twice.
+    """
+
+    @staticmethod
+    def create_id(timer_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"slrt:sla-breach:{timer_id}")
+
+    @event("Recorded")
+    def __init__(
+        self,
+        timer_id: str,
+        item_kind: str,
+        item_id: UUID,
+        region: str,
+        category: str | None,
+        target: str,
+        policy_version: int,
+        started_at: datetime,
+        deadline: datetime,
+        actor: dict[str, str],
+        timestamp: datetime | None = None,
+    ) -> None:
+        self.timer_id = timer_id
+        self.item_kind = item_kind
+        self.item_id = item_id
+        self.region = region
+        self.category = category
+        self.target = target
+        self.policy_version = policy_version
+        self.started_at = started_at
+        self.deadline = deadline
