@@ -1,0 +1,98 @@
+"""A small HTTP load generator: N concurrent clients for a fixed time, in its own process.
+
+Runs as `python -m bench.load URL CONCURRENCY SECONDS KIND [TOKEN] [IDS_FILE]` and prints
+one JSON line: requests, errors, seconds, rate, and latency percentiles in ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bench.bodies import approval_body, complaint_body, register_body
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+async def run(
+    url: str, concurrency: int, seconds: float, kind: str, token: str, ids: list[str]
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    counter = itertools.count()
+    pending_ids = iter(ids)
+    latencies: list[float] = []
+    errors = 0
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    def request() -> tuple[str, dict[str, Any]] | None:
+        n = next(counter)
+        if kind in ("register", "noop"):
+            return "/api/v1/proposals" if kind == "register" else "/noop", register_body(n)
+        if kind == "complaint":
+            return "/api/v1/complaints", complaint_body(n)
+        proposal_id = next(pending_ids, None)
+        if proposal_id is None:
+            return None
+        return f"/api/v1/proposals/{proposal_id}/village-decision", approval_body(n)
+
+    async def client(session: httpx.AsyncClient, make: Callable[[], Any]) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            item = make()
+            if item is None:
+                return
+            path, body = item
+            started = time.perf_counter()
+            try:
+                answer = await session.post(path, json=body, headers=headers)
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                if answer.status_code >= 400:
+                    errors += 1
+                    continue
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as session:
+        await asyncio.gather(*(client(session, request) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "statuses": statuses,
+        "seconds": round(elapsed, 3),
+        "rate": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p95_ms": round(percentile(latencies, 0.95), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+    }
+
+
+def main() -> None:
+    url, concurrency, seconds, kind = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    token = sys.argv[5] if len(sys.argv) > 5 else ""
+    ids: list[str] = []
+    if len(sys.argv) > 6:
+        with open(sys.argv[6]) as handle:
+            ids = json.load(handle)
+    print(json.dumps(asyncio.run(run(url, concurrency, seconds, kind, token, ids))))
+
+
+if __name__ == "__main__":
+    main()
