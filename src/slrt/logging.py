@@ -22,17 +22,19 @@ _LONG_ID = re.compile(r"(?<!\d)(\d{4})[\s.-]?(\d{4})[\s.-]?(\d{4})[\s.-]?(\d{4})
 _PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)8\d{1,2}[\s.-]?\d{3,4}[\s.-]?\d{3,5}(?!\d)")
 
 
-_DIGITS = re.compile(r"\d")
+# Something that could be a NIK, No. KK or phone: 9+ characters of digits and separators,
+# not inside a longer number or a dashed id (so UUIDs and request ids cost nothing).
+_CANDIDATE = re.compile(r"(?<![\d-])\+?\d[\d\s.-]{7,}\d(?!\d)")
 
 
 def mask_text(text: str) -> str:
     """Masks NIK, No. KK and phone numbers in free text.
 
     lokal-id's detector (made for Indonesian identifiers and their many spellings) runs
-    only on text with at least 8 digits, since it costs about half a millisecond; the
+    only on text with a long run of digits, since it costs about half a millisecond; the
     regular expressions are a cheap backstop for anything it leaves.
     """
-    if len(_DIGITS.findall(text)) < 8:
+    if not _CANDIDATE.search(text):
         return text
     text = Samaran(mode="partial", types=["NIK", "KK", "PHONE"]).mask(text).text
     text = _LONG_ID.sub(lambda m: f"{m.group(1)}********{m.group(4)}", text)
