@@ -95,7 +95,7 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def wait_for_reaping(timeout: float = 5.0) -> None:
+def wait_for_reaping(timeout: float = 10.0) -> None:
     """Wait (at most timeout) until the brokers stopped here have left the process table."""
     deadline = time.monotonic() + timeout
     while _stopped_pids:

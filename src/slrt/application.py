@@ -38,6 +38,7 @@ from slrt.domain.receipt import CommandReceipt, IdempotencyKeyReused
 from slrt.domain.scoring import ScoringModel
 from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy
 from slrt.domain.user import User
+from slrt.group_commit import GroupCommitter
 
 log = structlog.get_logger("slrt.commands")
 
@@ -96,6 +97,18 @@ class SlrtApplication(Application[UUID]):
         self.submission_policy = submission_policy
         self._listeners: list[Callable[[], None]] = []
         super().__init__(env=settings.eventsourcing_env())
+        self._committer: GroupCommitter | None = None
+        if settings.group_commit:
+            self._committer = GroupCommitter(
+                self.save,
+                window=settings.group_commit_window_ms / 1000,
+                max_batch=settings.group_commit_max_batch,
+            )
+
+    def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+        super().close()
 
     # -- the one write path -------------------------------------------------
 
@@ -134,7 +147,10 @@ class SlrtApplication(Application[UUID]):
                     )
                 )
             try:
-                self.save(*save)
+                if self._committer is not None:
+                    self._committer.commit(save)
+                else:
+                    self.save(*save)
             except IntegrityError:
                 log.info("command.conflict", command=command, attempt=attempt, user=actor.user_id)
                 continue

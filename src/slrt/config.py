@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 
+    group_commit: bool = Field(
+        default=True, description="Save concurrent commands together in one transaction"
+    )
+    group_commit_window_ms: float = Field(
+        default=2.0, ge=0, le=100, description="How long a batch waits for more commands"
+    )
+    group_commit_max_batch: int = Field(default=200, ge=1, le=10_000)
     sla_watch_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     sla_escalate_on_breach: bool = Field(
         default=True, description="A breached complaint goes up to the kecamatan, then kabupaten"

@@ -277,13 +277,10 @@ def test_concurrent_sends_with_one_key_make_one_proposal(api: Api) -> None:
 
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["id"] for a in answers}) == 1
-    submitted = [
-        n
-        for n in api.runtime.app.recorder.select_notifications(start=before + 1, limit=100)
-        if n.topic.endswith("Proposal.Submitted")
-    ]
-    assert len(submitted) == 1
-    assert api.events() == before + 2  # the proposal and its receipt
+    written = api.runtime.app.recorder.select_notifications(start=before + 1, limit=100)
+    # One proposal and its receipt. (Ids may have gaps on PostgreSQL: a rolled-back
+    # insert still uses up sequence numbers.)
+    assert sorted(n.topic.rsplit(".", 1)[-1] for n in written) == ["Recorded", "Submitted"]
 
 
 def test_token_issued_for_an_agency_carries_its_code(api: Api) -> None:

@@ -305,6 +305,21 @@ class ApplicationScenarios:
         assert outcomes == ["ok"] * len(proposals)
         assert sorted(runtime.app.get_household(household_id).programmes) == sorted(programmes)
 
+    def test_concurrent_commands_share_transactions_and_each_gets_its_answer(
+        self, runtime: Runtime
+    ) -> None:
+        committer = runtime.app._committer
+        assert committer is not None
+        self.submit(runtime)  # the SLA policy's first use, out of the way
+        batches_before, commands_before = committer.batches, committer.commands
+        ids: list[UUID] = []
+        outcomes = self._race(16, lambda: ids.append(self.submit(runtime)))
+        assert outcomes == ["ok"] * 16
+        assert len(set(ids)) == 16
+        assert all(runtime.app.get_proposal(i).status is ProposalStatus.SUBMITTED for i in ids)
+        assert committer.commands - commands_before == 16
+        assert committer.batches - batches_before < 16
+
     @staticmethod
     def _race(threads: int, action: Any) -> list[str]:
         barrier = threading.Barrier(threads)

@@ -82,6 +82,22 @@ def read_from(
         consumer.close()
 
 
+def send_with_retries(
+    producer: KafkaProducer, topic: str, value: bytes, within_s: float
+) -> list[KafkaError]:
+    """Send one record as an outbox loop would: retry on errors until acked or out of time."""
+    errors: list[KafkaError] = []
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            producer.send(topic, key=b"case-1", value=value).get(timeout=within_s)
+            return errors
+        except KafkaError as exc:
+            errors.append(exc)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"not acked within {within_s}s: {errors}") from exc
+
+
 @pytest.fixture
 def own_broker() -> Iterator[KafkaBroker]:
     """A private broker for tests that stop, restart or kill it."""
@@ -218,9 +234,12 @@ def test_producer_fails_fast_while_broker_is_down(own_broker: KafkaBroker) -> No
         elapsed = time.monotonic() - started
         assert elapsed < PRODUCER["bootstrap_timeout_ms"] / 1000 + SLACK_S, elapsed
 
-        # Back up: the same producer works again without being recreated.
+        # Back up: the same producer works again without being recreated, though the
+        # first attempt can still fail: a record appended to a batch created during the
+        # outage (here the "queued" one) shares that batch's delivery deadline.
         own_broker.start()
-        producer.send(topic, key=b"case-1", value=b"up-again").get(timeout=10)
+        errors = send_with_retries(producer, topic, b"up-again", within_s=20)
+        assert len(errors) <= 2, errors
     finally:
         producer.close(timeout=5)
 
@@ -240,15 +259,8 @@ def test_kill_loses_only_the_last_second_and_producer_recovers(own_broker: Kafka
         # The idempotent producer may see one OutOfOrderSequenceNumberError (its sequence
         # numbers are ahead of the restored state), then carries on.
         errors: list[KafkaError] = []
-        sent = 0
-        deadline = time.monotonic() + 20
-        while sent < 3 and time.monotonic() < deadline:
-            try:
-                producer.send(topic, key=b"case-1", value=f"new-{sent}".encode()).get(timeout=10)
-                sent += 1
-            except KafkaError as exc:
-                errors.append(exc)
-        assert sent == 3
+        for i in range(3):
+            errors += send_with_retries(producer, topic, f"new-{i}".encode(), within_s=20)
         assert len(errors) <= 1, errors
     finally:
         producer.close(timeout=5)

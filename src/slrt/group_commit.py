@@ -1,0 +1,109 @@
+"""Group commit: concurrent commands saved together in one transaction.
+
+Each command is decided on its own (in its caller's thread) and hands its aggregates to
+the committer. The committer takes whatever is waiting (up to `max_batch`, waiting at most
+`window` for more) and saves it all in one transaction, so one commit (one fsync, one
+table lock on PostgreSQL) serves many commands. If the batch fails with a conflict, each
+command in it is saved alone, so one command's conflict fails only that command (its
+caller then re-decides on fresh state). Each caller gets its answer only after its own
+events are durable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+Save = Callable[..., Any]
+
+
+@dataclass
+class _Pending:
+    #: The command's new events, collected from its aggregates before queuing, so a
+    #: failed batch can save them again one command at a time.
+    events: Sequence[Any]
+    done: Future[None] = field(default_factory=Future)
+
+
+class GroupCommitter:
+    def __init__(self, save: Save, *, window: float, max_batch: int) -> None:
+        self._save = save
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.commands = 0
+
+    def commit(self, aggregates: Sequence[Any]) -> None:
+        """Saves the aggregates' new events in some upcoming transaction; raises what
+        saving raised (IntegrityError on a conflict)."""
+        pending = _Pending([e for a in aggregates for e in a.collect_events()])
+        self._queue.put(pending)
+        pending.done.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        deadline = time.perf_counter() + self.window
+        closing = False
+        while len(batch) < self.max_batch:
+            try:
+                remaining = deadline - time.perf_counter()
+                item = (
+                    self._queue.get_nowait()
+                    if remaining <= 0
+                    else self._queue.get(timeout=remaining)
+                )
+            except queue.Empty:
+                break
+            if item is None:
+                closing = True
+                break
+            batch.append(item)
+        return batch, closing
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, closing = self._take_batch(first)
+            self._commit(batch)
+            if closing:
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.commands += len(batch)
+        if len(batch) > 1:
+            try:
+                self._save(*(e for pending in batch for e in pending.events))
+            except IntegrityError:
+                pass  # someone in the batch conflicts: save each alone below
+            except BaseException as error:
+                for pending in batch:
+                    pending.done.set_exception(error)
+                return
+            else:
+                for pending in batch:
+                    pending.done.set_result(None)
+                return
+        for pending in batch:
+            try:
+                self._save(*pending.events)
+            except BaseException as error:
+                pending.done.set_exception(error)
+            else:
+                pending.done.set_result(None)
