@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from slrt.config import Settings
 from slrt.demo import generate
+from slrt.domain.ranking import desil
 from slrt.domain.reference import validate_nik
-from slrt.projections.household_status import household_status
+from slrt.projections.household_status import list_households
 from slrt.projections.proposal_list import proposal_list
 from slrt.runtime import Runtime, build_runtime
 
@@ -36,7 +37,17 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, 
 
 def _households(runtime: Runtime) -> list[dict[str, object]]:
     with runtime.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(select(household_status))]
+        _, rows = list_households(
+            conn,
+            lookup_key=b"k",
+            region=None,
+            desil=None,
+            status=None,
+            q=None,
+            limit=10_000,
+            offset=0,
+        )
+        return rows
 
 
 def test_registered_households_are_scored_and_ranked_one_to_n_per_scope(
@@ -54,6 +65,10 @@ def test_registered_households_are_scored_and_ranked_one_to_n_per_scope(
     assert set(ranks) == {"64.74"}
     for scope_ranks in ranks.values():
         assert sorted(scope_ranks) == list(range(1, len(scope_ranks) + 1))
+    population = len(ranks["64.74"])
+    for household in households:
+        if household["status"] == "active":
+            assert household["desil"] == desil(int(household["rank"]), population)  # type: ignore[call-overload]
 
 
 def test_scoring_model_version_2_is_current_and_scores_every_household(

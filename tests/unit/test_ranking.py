@@ -41,3 +41,27 @@ def test_desil_sizes_differ_by_at_most_one() -> None:
 def test_rank_outside_the_population_is_an_error() -> None:
     with pytest.raises(ValueError):
         desil(11, 10)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_incremental_desils_always_equal_a_full_re_rank(seed: int) -> None:
+    import random
+
+    from slrt.domain.ranking import ScopeRanking
+
+    rng = random.Random(seed)
+    scores = {f"h{i:04d}": float(rng.randint(0, 40)) for i in range(rng.randint(1, 120))}
+    ranking = ScopeRanking(scores.items())
+    for _ in range(300):
+        hid = f"h{rng.randint(0, 160):04d}"
+        new = None if rng.random() < 0.2 else float(rng.randint(0, 40))
+        if new is None and hid not in scores:
+            continue
+        ranking.set_score(hid, new)
+        if new is None:
+            scores.pop(hid)
+        else:
+            scores[hid] = new
+        full = rank_scope(scores.items())
+        assert ranking.desils == {h: d for h, (_, d) in full.items()}
+        assert all(ranking.rank_of(h) == r for h, (r, _) in full.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -21,3 +22,68 @@ def rank_scope(scores: Iterable[tuple[UUID | str, float]]) -> dict[str, tuple[in
     ordered = sorted(((score, str(hid)) for hid, score in scores))
     population = len(ordered)
     return {hid: (rank, desil(rank, population)) for rank, (_, hid) in enumerate(ordered, 1)}
+
+
+def desil_boundaries(population: int) -> list[int]:
+    """The first rank of each desil 2..10 (desil d starts at the first r with
+    10(r−1) ≥ (d−1)n)."""
+    return [-(-((d - 1) * population) // 10) + 1 for d in range(2, 11)]
+
+
+class ScopeRanking:
+    """One scope's households in rank order, kept up to date one change at a time.
+
+    A change moves one household; every household between its old and new place shifts
+    by one rank, but a desil changes only for households that cross a desil boundary, so
+    each change yields at most a few dozen desil changes, whatever the scope's size.
+    """
+
+    def __init__(self, scores: Iterable[tuple[str, float]]) -> None:
+        self._order: list[tuple[float, str]] = sorted((s, h) for h, s in scores)
+        self._score: dict[str, float] = {h: s for s, h in self._order}
+        n = len(self._order)
+        self.desils: dict[str, int] = {h: desil(i, n) for i, (_, h) in enumerate(self._order, 1)}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def rank_of(self, household_id: str) -> int:
+        key = (self._score[household_id], household_id)
+        return bisect.bisect_left(self._order, key) + 1
+
+    def set_score(self, household_id: str, score: float | None) -> dict[str, int | None]:
+        """Places (or, with None, removes) a household; returns the desils that changed
+        (None for a household no longer ranked)."""
+        n_old = len(self._order)
+        touched: set[int] = set()
+        changed: dict[str, int | None] = {}
+        old = self._score.pop(household_id, None)
+        if old is not None:
+            index = bisect.bisect_left(self._order, (old, household_id))
+            del self._order[index]
+            touched.add(index)
+            self.desils.pop(household_id, None)
+            if score is None:
+                changed[household_id] = None
+        if score is not None:
+            index = bisect.bisect_left(self._order, (score, household_id))
+            self._order.insert(index, (score, household_id))
+            self._score[household_id] = score
+            touched.add(index)
+        n_new = len(self._order)
+        candidates = {household_id} if score is not None else set()
+        for boundary in {*desil_boundaries(n_old), *desil_boundaries(n_new)}:
+            for rank in range(boundary - 2, boundary + 3):
+                if 1 <= rank <= n_new:
+                    candidates.add(self._order[rank - 1][1])
+        # The ends of the stretch that shifted by one rank.
+        for index in touched:
+            for neighbour in (index - 1, index, index + 1):
+                if 0 <= neighbour < n_new:
+                    candidates.add(self._order[neighbour][1])
+        for hid in candidates:
+            new = desil(self.rank_of(hid), n_new)
+            if self.desils.get(hid) != new:
+                self.desils[hid] = new
+                changed[hid] = new
+        return changed

@@ -44,7 +44,12 @@ class Projection(ABC):
         """Applies one event. Must be deterministic: a rebuild gives the same rows."""
 
     def finish_batch(self, conn: Connection) -> None:  # noqa: B027 - optional hook
-        """Work done once per batch (e.g. re-ranking the scopes the batch touched)."""
+        """Work done once per batch (e.g. writing the desils the batch changed)."""
+
+    def reset_cache(self) -> None:  # noqa: B027 - optional hook
+        """Forget anything kept in memory between batches: called when a batch rolled
+        back, or when the position moved under another worker, so memory and tables
+        cannot disagree."""
 
 
 class ProjectionWorker:
@@ -68,6 +73,8 @@ class ProjectionWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        #: The position this worker last committed; anything else means memory is stale.
+        self._committed: int | None = None
 
     @property
     def name(self) -> str:
@@ -89,18 +96,27 @@ class ProjectionWorker:
 
     def run_once(self) -> int:
         """Applies the next batch in one transaction; returns how many notifications it read."""
-        with self.engine.begin() as conn:
-            start = self._position(conn)
-            notifications: Sequence[Notification] = self.app.recorder.select_notifications(
-                start=start + 1, limit=self.batch_size
-            )
-            if not notifications:
-                return 0
-            for notification in notifications:
-                domain_event = self.app.mapper.to_domain_event(notification)
-                self.projection.apply(conn, domain_event, notification.id)
-            self.projection.finish_batch(conn)
-            self._advance(conn, start, notifications[-1].id)
+        try:
+            with self.engine.begin() as conn:
+                start = self._position(conn)
+                if start != self._committed:
+                    self.projection.reset_cache()
+                notifications: Sequence[Notification] = self.app.recorder.select_notifications(
+                    start=start + 1, limit=self.batch_size
+                )
+                if not notifications:
+                    self._committed = start
+                    return 0
+                for notification in notifications:
+                    domain_event = self.app.mapper.to_domain_event(notification)
+                    self.projection.apply(conn, domain_event, notification.id)
+                self.projection.finish_batch(conn)
+                self._advance(conn, start, notifications[-1].id)
+        except BaseException:
+            self.projection.reset_cache()
+            self._committed = None
+            raise
+        self._committed = notifications[-1].id
         return len(notifications)
 
     def _advance(self, conn: Connection, old: int, new: int) -> None:
@@ -170,6 +186,8 @@ class ProjectionWorker:
             for table in self.projection.tables:
                 conn.execute(table.delete())
             conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+        self.projection.reset_cache()
+        self._committed = None
 
 
 class PositionMoved(RuntimeError):

@@ -19,21 +19,26 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Index,
     Integer,
     String,
     Table,
     Text,
+    and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    or_,
     select,
+    tuple_,
     update,
 )
 
 from slrt.db import UtcDateTime, metadata
 from slrt.domain.household import deprivation_count
-from slrt.domain.ranking import rank_scope
+from slrt.domain.ranking import ScopeRanking
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
 from slrt.domain.scoring import ModelVersion
 from slrt.projections.base import Projection
@@ -61,7 +66,9 @@ household_status = Table(
     Column("programmes", Text, nullable=False),
     Column("score", Float),
     Column("model_version", Integer),
-    Column("rank", Integer),
+    # Rank is not stored: one household's move shifts the rank of every household it
+    # passes, so it is counted on read (an index on scope, status, score). The desil only
+    # changes for households at a desil boundary, so it is stored and kept current.
     Column("desil", Integer, index=True),
     Column("registered_at", UtcDateTime(), nullable=False),
     Column("source", String(200)),
@@ -70,6 +77,7 @@ household_status = Table(
     Column("last_event_at", UtcDateTime(), nullable=False),
     Column("last_notification_id", Integer, nullable=False),
     Column("version", Integer, nullable=False),
+    Index("household_rank_order", "scope", "status", "score", "household_id"),
 )
 
 household_lookup = Table(
@@ -114,8 +122,37 @@ class HouseholdStatusProjection(Projection):
 
     def __init__(self, lookup_key: bytes) -> None:
         self.lookup_key = lookup_key
-        self._dirty_scopes: set[str] = set()
         self._rescore_all = False
+        self._rankings: dict[str, ScopeRanking] = {}
+        self._desil_writes: dict[str, int | None] = {}
+        self._touched_scopes: set[str] = set()
+
+    def reset_cache(self) -> None:
+        """Forget the in-memory rankings (after a rollback, or another worker's batch)."""
+        self._rankings.clear()
+        self._desil_writes.clear()
+        self._touched_scopes.clear()
+        self._rescore_all = False
+
+    def _ranking(self, conn: Connection, scope: str) -> ScopeRanking:
+        ranking = self._rankings.get(scope)
+        if ranking is None:
+            rows = conn.execute(
+                select(household_status.c.household_id, household_status.c.score).where(
+                    household_status.c.scope == scope,
+                    household_status.c.status == "active",
+                    household_status.c.score.is_not(None),
+                )
+            )
+            ranking = self._rankings[scope] = ScopeRanking((r[0], r[1]) for r in rows)
+        return ranking
+
+    def _place(self, conn: Connection, scope: str, household_id: str, score: float | None) -> None:
+        """Moves one household in its scope's ranking; remembers the desils that changed."""
+        if self._rescore_all:
+            return  # the whole ranking is rebuilt at the end of the batch
+        self._desil_writes.update(self._ranking(conn, scope).set_score(household_id, score))
+        self._touched_scopes.add(scope)
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         handler = {
@@ -202,19 +239,20 @@ class HouseholdStatusProjection(Projection):
                 registered_at=event.timestamp,
                 source=event.source,
                 last_proposal_id=str(event.proposal_id) if event.proposal_id else None,
-                rank=None,
                 desil=None,
                 **self._scored(conn, indicators, len(data["members"])),
                 **self._touched(event, notification_id),
             )
         )
+        score = self._scored(conn, indicators, len(data["members"]))["score"]
+        if score is not None:
+            self._place(conn, kabupaten_of(data["region"]), household_id, score)
         self._index_identifiers(
             conn,
             household_id,
             niks=[m["nik"] for m in data["members"]],
             no_kk=data["no_kk"],
         )
-        self._dirty_scopes.add(kabupaten_of(data["region"]))
 
     def _row(self, conn: Connection, household_id: str) -> Any:
         row = conn.execute(
@@ -249,7 +287,8 @@ class HouseholdStatusProjection(Projection):
         if "indicators" in changes or members is not None:
             member_count = values.get("member_count", row.member_count)
             values.update(self._scored(conn, indicators, member_count))
-            self._dirty_scopes.add(row.scope)
+            if values["score"] is not None:
+                self._place(conn, row.scope, household_id, values["score"])
         self._index_identifiers(
             conn,
             household_id,
@@ -275,13 +314,13 @@ class HouseholdStatusProjection(Projection):
             .values(
                 status="removed",
                 removal_reason=event.reason,
-                rank=None,
                 desil=None,
                 last_proposal_id=str(event.proposal_id),
                 **self._touched(event, notification_id),
             )
         )
-        self._dirty_scopes.add(row.scope)
+        self._place(conn, row.scope, household_id, None)
+        self._desil_writes.pop(household_id, None)  # written as None just above
 
     def _programmes_changed(self, conn: Connection, event: Any, notification_id: int) -> None:
         household_id = str(event.originator_id)
@@ -317,13 +356,44 @@ class HouseholdStatusProjection(Projection):
     def finish_batch(self, conn: Connection) -> None:
         if self._rescore_all:
             self._rescore(conn)
-            self._dirty_scopes.update(
-                r[0] for r in conn.execute(select(household_status.c.scope).distinct())
-            )
-        for scope in sorted(self._dirty_scopes):
-            self.rerank(conn, scope)
-        self._dirty_scopes.clear()
+            self._rankings.clear()
+            self._desil_writes.clear()
+            scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
+            for scope in scopes:
+                self.rerank(conn, scope)
+        else:
+            self._write_desils(conn, self._desil_writes)
+            for scope in self._touched_scopes:
+                self._record_population(conn, scope, len(self._ranking(conn, scope)))
+        self._desil_writes.clear()
+        self._touched_scopes.clear()
         self._rescore_all = False
+
+    @staticmethod
+    def _write_desils(conn: Connection, desils: dict[str, int | None]) -> None:
+        """One UPDATE per desil value (in chunks), not one per household: a full re-rank
+        rewrites up to every row of a scope."""
+        by_desil: dict[int | None, list[str]] = {}
+        for hid, value in desils.items():
+            by_desil.setdefault(value, []).append(hid)
+        for value, hids in by_desil.items():
+            hids.sort()
+            for start in range(0, len(hids), 5000):
+                conn.execute(
+                    update(household_status)
+                    .where(household_status.c.household_id.in_(hids[start : start + 5000]))
+                    .values(desil=value)
+                )
+
+    def _record_population(self, conn: Connection, scope: str, population: int) -> None:
+        model = self._current_model(conn)
+        model_version = model.version if model else None
+        conn.execute(delete(ranking_scopes).where(ranking_scopes.c.scope == scope))
+        conn.execute(
+            insert(ranking_scopes).values(
+                scope=scope, population=population, model_version=model_version
+            )
+        )
 
     def _rescore(self, conn: Connection) -> None:
         model = self._current_model(conn)
@@ -344,40 +414,26 @@ class HouseholdStatusProjection(Projection):
             )
 
     def rerank(self, conn: Connection, scope: str) -> None:
-        """Ranks the active, scored households of one scope; writes only changed rows."""
-        rows = conn.execute(
-            select(
-                household_status.c.household_id,
-                household_status.c.score,
-                household_status.c.rank,
-                household_status.c.desil,
-                household_status.c.model_version,
-            ).where(
-                household_status.c.scope == scope,
-                household_status.c.status == "active",
-                household_status.c.score.is_not(None),
+        """Ranks a whole scope again (after a new model version); writes only the desils
+        that changed."""
+        stored = {
+            r[0]: r[1]
+            for r in conn.execute(
+                select(household_status.c.household_id, household_status.c.desil).where(
+                    household_status.c.scope == scope
+                )
             )
-        ).all()
-        ranks = rank_scope((r[0], r[1]) for r in rows)
-        changed = [
-            {"hid": r[0], "new_rank": ranks[r[0]][0], "new_desil": ranks[r[0]][1]}
-            for r in rows
-            if (r[2], r[3]) != ranks[r[0]]
-        ]
-        if changed:
-            conn.execute(
-                update(household_status)
-                .where(household_status.c.household_id == bindparam("hid"))
-                .values(rank=bindparam("new_rank"), desil=bindparam("new_desil")),
-                changed,
-            )
-        model_version = max((r[4] for r in rows), default=None)
-        conn.execute(delete(ranking_scopes).where(ranking_scopes.c.scope == scope))
-        conn.execute(
-            insert(ranking_scopes).values(
-                scope=scope, population=len(rows), model_version=model_version
-            )
+        }
+        ranking = self._ranking(conn, scope)
+        self._write_desils(
+            conn,
+            {
+                hid: ranking.desils.get(hid)
+                for hid, desil in stored.items()
+                if ranking.desils.get(hid) != desil
+            },
         )
+        self._record_population(conn, scope, len(ranking))
 
 
 # -- queries --------------------------------------------------------------------
@@ -394,9 +450,28 @@ def _region_filter(region: str) -> Any:
     return household_status.c.region == region
 
 
+def _rank_column() -> Any:
+    """1 + the ranked households of the same scope before this one in (score, id) order;
+    NULL for a household that is not ranked (removed, or not scored yet)."""
+    other = household_status.alias("other")
+    ahead = (
+        select(func.count())
+        .where(
+            other.c.scope == household_status.c.scope,
+            other.c.status == "active",
+            # A row comparison, so the (scope, status, score, household_id) index serves it.
+            tuple_(other.c.score, other.c.household_id)
+            < tuple_(household_status.c.score, household_status.c.household_id),
+        )
+        .scalar_subquery()
+    )
+    ranked = and_(household_status.c.status == "active", household_status.c.score.is_not(None))
+    return case((ranked, ahead + 1), else_=None).label("rank")
+
+
 def get_household_status(conn: Connection, household_id: str) -> dict[str, Any] | None:
     row = conn.execute(
-        select(household_status, ranking_scopes.c.population)
+        select(household_status, _rank_column(), ranking_scopes.c.population)
         .select_from(
             household_status.outerjoin(
                 ranking_scopes, ranking_scopes.c.scope == household_status.c.scope
@@ -419,7 +494,7 @@ def list_households(
     offset: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Households in a region, poorest first; `q` is a NIK / No. KK or part of a name/address."""
-    query = select(household_status)
+    query = select(household_status, _rank_column())
     if region:
         query = query.where(_region_filter(region))
     if desil is not None:
@@ -439,12 +514,16 @@ def list_households(
                 household_status.c.head_name.ilike(pattern)
                 | household_status.c.address.ilike(pattern)
             )
-    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    counted = select(func.count()).select_from(
+        query.with_only_columns(household_status.c.household_id).subquery()
+    )
+    total = conn.execute(counted).scalar_one()
+    unranked = or_(household_status.c.status != "active", household_status.c.score.is_(None))
     rows = conn.execute(
         query.order_by(
-            household_status.c.rank.is_(None),
+            unranked,
             household_status.c.scope,
-            household_status.c.rank,
+            household_status.c.score,
             household_status.c.household_id,
         )
         .limit(limit)
