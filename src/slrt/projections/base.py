@@ -38,6 +38,9 @@ class Projection(ABC):
 
     name: str
     tables: tuple[Table, ...] = ()
+    #: The event names (e.g. "Household.Registered") it applies; empty means every event.
+    #: Others are skipped without being decoded (or decrypted).
+    handles: frozenset[str] = frozenset()
 
     @abstractmethod
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
@@ -107,7 +110,10 @@ class ProjectionWorker:
                 if not notifications:
                     self._committed = start
                     return 0
+                handles = self.projection.handles
                 for notification in notifications:
+                    if handles and notification.topic.rpartition(":")[2] not in handles:
+                        continue
                     domain_event = self.app.mapper.to_domain_event(notification)
                     self.projection.apply(conn, domain_event, notification.id)
                 self.projection.finish_batch(conn)

@@ -43,6 +43,7 @@ _STATUS_AFTER = {
 class ComplaintListProjection(Projection):
     name = "complaint_list"
     tables = (complaint_list,)
+    handles = frozenset({"Complaint.Received", *_STATUS_AFTER})
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         topic = type(event).__qualname__

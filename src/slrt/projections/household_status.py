@@ -116,9 +116,20 @@ def _masked_members(members: list[dict[str, str]]) -> str:
     )
 
 
+_HANDLED = {
+    "Household.Registered": "_registered",
+    "Household.DataUpdated": "_data_updated",
+    "Household.Removed": "_removed",
+    "Household.Enrolled": "_programmes_changed",
+    "Household.Unenrolled": "_programmes_changed",
+    "ScoringModel.VersionPublished": "_version_published",
+}
+
+
 class HouseholdStatusProjection(Projection):
     name = "household_status"
     tables = (household_status, household_lookup, ranking_scopes, scoring_versions)
+    handles = frozenset(_HANDLED)
 
     def __init__(self, lookup_key: bytes) -> None:
         self.lookup_key = lookup_key
@@ -126,12 +137,21 @@ class HouseholdStatusProjection(Projection):
         self._rankings: dict[str, ScopeRanking] = {}
         self._desil_writes: dict[str, int | None] = {}
         self._touched_scopes: set[str] = set()
+        self._pending: list[tuple[Any, int]] = []
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._new: set[str] = set()
+        self._changed: set[str] = set()
+        self._lookups: dict[tuple[str, str], set[str]] = {}
+        self._model: ModelVersion | None = None
 
     def reset_cache(self) -> None:
-        """Forget the in-memory rankings (after a rollback, or another worker's batch)."""
+        """Forget what is kept in memory (after a rollback, or another worker's batch)."""
         self._rankings.clear()
         self._desil_writes.clear()
         self._touched_scopes.clear()
+        self._pending.clear()
+        self._rows = {}
+        self._model = None
         self._rescore_all = False
 
     def _ranking(self, conn: Connection, scope: str) -> ScopeRanking:
@@ -155,24 +175,99 @@ class HouseholdStatusProjection(Projection):
         self._touched_scopes.add(scope)
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
-        handler = {
-            "Household.Registered": self._registered,
-            "Household.DataUpdated": self._data_updated,
-            "Household.Removed": self._removed,
-            "Household.Enrolled": self._programmes_changed,
-            "Household.Unenrolled": self._programmes_changed,
-            "ScoringModel.VersionPublished": self._version_published,
-        }.get(type(event).__qualname__)
-        if handler is not None:
+        """Events are kept until the end of the batch, then applied in memory to the rows
+        they touch (loaded in one query) and written back in a few bulk statements."""
+        if type(event).__qualname__ in _HANDLED:
+            self._pending.append((event, notification_id))
+
+    # -- the batch ------------------------------------------------------------------
+
+    def finish_batch(self, conn: Connection) -> None:
+        pending, self._pending = self._pending, []
+        self._rows = self._load_rows(conn, pending)
+        self._new, self._changed, self._lookups = set(), set(), {}
+        for event, notification_id in pending:
+            handler = getattr(self, _HANDLED[type(event).__qualname__])
             handler(conn, event, notification_id)
+        for hid, desil_value in list(self._desil_writes.items()):
+            if hid in self._rows:
+                self._rows[hid]["desil"] = desil_value
+                self._changed.add(hid)
+                del self._desil_writes[hid]
+        self._flush_rows(conn)
+        if self._rescore_all:
+            self._rescore(conn)
+            self._rankings.clear()
+            self._desil_writes.clear()
+            scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
+            for scope in scopes:
+                self.rerank(conn, scope)
+        else:
+            self._write_desils(conn, self._desil_writes)
+            for scope in self._touched_scopes:
+                self._record_population(conn, scope, len(self._ranking(conn, scope)))
+        self._desil_writes.clear()
+        self._touched_scopes.clear()
+        self._rescore_all = False
+        self._rows = {}
+
+    @staticmethod
+    def _load_rows(conn: Connection, pending: list[tuple[Any, int]]) -> dict[str, dict[str, Any]]:
+        ids = sorted(
+            {
+                str(e.originator_id)
+                for e, _ in pending
+                if type(e).__qualname__ != "Household.Registered"
+                and type(e).__qualname__.startswith("Household.")
+            }
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            for row in conn.execute(
+                select(household_status).where(household_status.c.household_id.in_(chunk))
+            ):
+                rows[row.household_id] = dict(row._mapping)
+        return rows
+
+    def _flush_rows(self, conn: Connection) -> None:
+        new = [self._rows[h] for h in sorted(self._new)]
+        changed = sorted(self._changed - self._new)
+        for start in range(0, len(changed), 5000):
+            chunk = changed[start : start + 5000]
+            conn.execute(delete(household_status).where(household_status.c.household_id.in_(chunk)))
+        rows = new + [self._rows[h] for h in changed]
+        if rows:
+            conn.execute(insert(household_status), rows)
+        replaced = sorted(self._lookups)
+        for kind in ("nik", "kk"):
+            hids = [h for h, k in replaced if k == kind]
+            for start in range(0, len(hids), 5000):
+                conn.execute(
+                    delete(household_lookup).where(
+                        household_lookup.c.household_id.in_(hids[start : start + 5000]),
+                        household_lookup.c.kind == kind,
+                    )
+                )
+        lookups = [
+            {"key_hash": key_hash, "household_id": hid, "kind": kind}
+            for (hid, kind) in replaced
+            for key_hash in sorted(self._lookups[(hid, kind)])
+        ]
+        if lookups:
+            conn.execute(insert(household_lookup), lookups)
 
     # -- events -------------------------------------------------------------------
 
     def _current_model(self, conn: Connection) -> ModelVersion | None:
-        row = conn.execute(
-            select(scoring_versions.c.model).order_by(scoring_versions.c.version.desc()).limit(1)
-        ).first()
-        return ModelVersion.from_record(json.loads(row[0])) if row else None
+        if self._model is None:
+            row = conn.execute(
+                select(scoring_versions.c.model)
+                .order_by(scoring_versions.c.version.desc())
+                .limit(1)
+            ).first()
+            self._model = ModelVersion.from_record(json.loads(row[0])) if row else None
+        return self._model
 
     def _scored(
         self, conn: Connection, indicators: dict[str, bool], members: int
@@ -192,153 +287,115 @@ class HouseholdStatusProjection(Projection):
         }
 
     def _index_identifiers(
-        self, conn: Connection, household_id: str, *, niks: list[str] | None, no_kk: str | None
+        self, household_id: str, *, niks: list[str] | None, no_kk: str | None
     ) -> None:
         """Replaces the look-up hashes of the identifiers that changed."""
         for kind, identifiers in (("nik", niks), ("kk", [no_kk] if no_kk else None)):
-            if identifiers is None:
-                continue
-            conn.execute(
-                delete(household_lookup).where(
-                    household_lookup.c.household_id == household_id,
-                    household_lookup.c.kind == kind,
-                )
-            )
-            conn.execute(
-                insert(household_lookup),
-                [
-                    {"key_hash": h, "household_id": household_id, "kind": kind}
-                    for h in sorted({lookup_hash(self.lookup_key, i) for i in identifiers})
-                ],
-            )
+            if identifiers is not None:
+                self._lookups[(household_id, kind)] = {
+                    lookup_hash(self.lookup_key, i) for i in identifiers
+                }
 
     def _registered(self, conn: Connection, event: Any, notification_id: int) -> None:
         data = event.data
         household_id = str(event.originator_id)
         indicators = data["indicators"]
-        conn.execute(
-            insert(household_status).values(
-                household_id=household_id,
-                region=data["region"],
-                kecamatan=data["region"][:8],
-                scope=kabupaten_of(data["region"]),
-                status="active",
-                removal_reason=None,
-                head_name=next(m["name"] for m in data["members"] if m["relationship"] == "head"),
-                address=data["address"],
-                rt=data["rt"],
-                rw=data["rw"],
-                no_kk_masked=mask_identifier(data["no_kk"]),
-                members=_masked_members(data["members"]),
-                member_count=len(data["members"]),
-                indicators=json.dumps(indicators),
-                deprivations=deprivation_count(indicators),
-                is_poor=deprivation_count(indicators) >= POOR_HOUSEHOLD_THRESHOLD,
-                pmks=json.dumps(data.get("pmks", [])),
-                programmes="[]",
-                registered_at=event.timestamp,
-                source=event.source,
-                last_proposal_id=str(event.proposal_id) if event.proposal_id else None,
-                desil=None,
-                **self._scored(conn, indicators, len(data["members"])),
-                **self._touched(event, notification_id),
-            )
-        )
-        score = self._scored(conn, indicators, len(data["members"]))["score"]
-        if score is not None:
-            self._place(conn, kabupaten_of(data["region"]), household_id, score)
+        scored = self._scored(conn, indicators, len(data["members"]))
+        self._rows[household_id] = {
+            "household_id": household_id,
+            "region": data["region"],
+            "kecamatan": data["region"][:8],
+            "scope": kabupaten_of(data["region"]),
+            "status": "active",
+            "removal_reason": None,
+            "head_name": next(m["name"] for m in data["members"] if m["relationship"] == "head"),
+            "address": data["address"],
+            "rt": data["rt"],
+            "rw": data["rw"],
+            "no_kk_masked": mask_identifier(data["no_kk"]),
+            "members": _masked_members(data["members"]),
+            "member_count": len(data["members"]),
+            "indicators": json.dumps(indicators),
+            "deprivations": deprivation_count(indicators),
+            "is_poor": deprivation_count(indicators) >= POOR_HOUSEHOLD_THRESHOLD,
+            "pmks": json.dumps(data.get("pmks", [])),
+            "programmes": "[]",
+            "registered_at": event.timestamp,
+            "source": event.source,
+            "last_proposal_id": str(event.proposal_id) if event.proposal_id else None,
+            "desil": None,
+            **scored,
+            **self._touched(event, notification_id),
+        }
+        self._new.add(household_id)
+        if scored["score"] is not None:
+            self._place(conn, kabupaten_of(data["region"]), household_id, scored["score"])
         self._index_identifiers(
-            conn,
-            household_id,
-            niks=[m["nik"] for m in data["members"]],
-            no_kk=data["no_kk"],
+            household_id, niks=[m["nik"] for m in data["members"]], no_kk=data["no_kk"]
         )
 
-    def _row(self, conn: Connection, household_id: str) -> Any:
-        row = conn.execute(
-            select(household_status).where(household_status.c.household_id == household_id)
-        ).first()
+    def _row(self, household_id: str) -> dict[str, Any]:
+        row = self._rows.get(household_id)
         if row is None:
             msg = f"household_status has no row for {household_id}; was the projection reset?"
             raise LookupError(msg)
+        self._changed.add(household_id)
         return row
 
     def _data_updated(self, conn: Connection, event: Any, notification_id: int) -> None:
         household_id = str(event.originator_id)
-        row = self._row(conn, household_id)
+        row = self._row(household_id)
         changes = event.changes
-        values: dict[str, Any] = {}
         for key in ("address", "rt", "rw"):
             if key in changes:
-                values[key] = changes[key]
+                row[key] = changes[key]
         if "pmks" in changes:
-            values["pmks"] = json.dumps(changes["pmks"])
+            row["pmks"] = json.dumps(changes["pmks"])
         if "no_kk" in changes:
-            values["no_kk_masked"] = mask_identifier(changes["no_kk"])
+            row["no_kk_masked"] = mask_identifier(changes["no_kk"])
         members = changes.get("members")
         if members is not None:
-            values["members"] = _masked_members(members)
-            values["member_count"] = len(members)
-            values["head_name"] = next(m["name"] for m in members if m["relationship"] == "head")
-        indicators = changes.get("indicators", json.loads(row.indicators))
-        values["indicators"] = json.dumps(indicators)
-        values["deprivations"] = deprivation_count(indicators)
-        values["is_poor"] = values["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
+            row["members"] = _masked_members(members)
+            row["member_count"] = len(members)
+            row["head_name"] = next(m["name"] for m in members if m["relationship"] == "head")
+        indicators = changes.get("indicators", json.loads(row["indicators"]))
+        row["indicators"] = json.dumps(indicators)
+        row["deprivations"] = deprivation_count(indicators)
+        row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
         if "indicators" in changes or members is not None:
-            member_count = values.get("member_count", row.member_count)
-            values.update(self._scored(conn, indicators, member_count))
-            if values["score"] is not None:
-                self._place(conn, row.scope, household_id, values["score"])
+            row.update(self._scored(conn, indicators, row["member_count"]))
+            if row["score"] is not None and row["status"] == "active":
+                self._place(conn, row["scope"], household_id, row["score"])
         self._index_identifiers(
-            conn,
             household_id,
             niks=[m["nik"] for m in members] if members is not None else None,
             no_kk=changes.get("no_kk"),
         )
-        conn.execute(
-            update(household_status)
-            .where(household_status.c.household_id == household_id)
-            .values(
-                last_proposal_id=str(event.proposal_id),
-                **values,
-                **self._touched(event, notification_id),
-            )
-        )
+        row["last_proposal_id"] = str(event.proposal_id)
+        row.update(self._touched(event, notification_id))
 
     def _removed(self, conn: Connection, event: Any, notification_id: int) -> None:
         household_id = str(event.originator_id)
-        row = self._row(conn, household_id)
-        conn.execute(
-            update(household_status)
-            .where(household_status.c.household_id == household_id)
-            .values(
-                status="removed",
-                removal_reason=event.reason,
-                desil=None,
-                last_proposal_id=str(event.proposal_id),
-                **self._touched(event, notification_id),
-            )
+        row = self._row(household_id)
+        row.update(
+            status="removed",
+            removal_reason=event.reason,
+            last_proposal_id=str(event.proposal_id),
+            **self._touched(event, notification_id),
         )
-        self._place(conn, row.scope, household_id, None)
-        self._desil_writes.pop(household_id, None)  # written as None just above
+        self._place(conn, row["scope"], household_id, None)
 
     def _programmes_changed(self, conn: Connection, event: Any, notification_id: int) -> None:
         household_id = str(event.originator_id)
-        row = self._row(conn, household_id)
-        programmes = set(json.loads(row.programmes))
+        row = self._row(household_id)
+        programmes = set(json.loads(row["programmes"]))
         if type(event).__qualname__ == "Household.Enrolled":
             programmes.add(event.programme)
         else:
             programmes.discard(event.programme)
-        conn.execute(
-            update(household_status)
-            .where(household_status.c.household_id == household_id)
-            .values(
-                programmes=json.dumps(sorted(programmes)),
-                last_proposal_id=str(event.proposal_id),
-                **self._touched(event, notification_id),
-            )
-        )
+        row["programmes"] = json.dumps(sorted(programmes))
+        row["last_proposal_id"] = str(event.proposal_id)
+        row.update(self._touched(event, notification_id))
 
     def _version_published(self, conn: Connection, event: Any, notification_id: int) -> None:
         published_at: datetime = event.timestamp
@@ -349,25 +406,8 @@ class HouseholdStatusProjection(Projection):
                 published_at=published_at,
             )
         )
+        self._model = ModelVersion.from_record(event.model)
         self._rescore_all = True
-
-    # -- once per batch -----------------------------------------------------------
-
-    def finish_batch(self, conn: Connection) -> None:
-        if self._rescore_all:
-            self._rescore(conn)
-            self._rankings.clear()
-            self._desil_writes.clear()
-            scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
-            for scope in scopes:
-                self.rerank(conn, scope)
-        else:
-            self._write_desils(conn, self._desil_writes)
-            for scope in self._touched_scopes:
-                self._record_population(conn, scope, len(self._ranking(conn, scope)))
-        self._desil_writes.clear()
-        self._touched_scopes.clear()
-        self._rescore_all = False
 
     @staticmethod
     def _write_desils(conn: Connection, desils: dict[str, int | None]) -> None:

@@ -10,10 +10,10 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    delete,
     func,
     insert,
     select,
-    update,
 )
 
 from slrt.db import UtcDateTime, metadata
@@ -51,43 +51,67 @@ _STATUS_AFTER = {
 class ProposalListProjection(Projection):
     name = "proposal_list"
     tables = (proposal_list,)
+    handles = frozenset({"Proposal.Submitted", *_STATUS_AFTER})
+
+    def __init__(self) -> None:
+        self._pending: list[Any] = []
+
+    def reset_cache(self) -> None:
+        self._pending.clear()
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
+        self._pending.append(event)
+
+    def finish_batch(self, conn: Connection) -> None:
+        """Applies the batch's events to the rows in memory, then writes them in bulk."""
+        events, self._pending = self._pending, []
+        ids = sorted(
+            {str(e.originator_id) for e in events if type(e).__qualname__ != "Proposal.Submitted"}
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            query = select(proposal_list).where(proposal_list.c.proposal_id.in_(chunk))
+            rows.update({r.proposal_id: dict(r._mapping) for r in conn.execute(query)})
+        existing = set(rows)
+        for event in events:
+            self._apply_to(rows, event)
+        for start in range(0, len(ids), 5000):
+            chunk = [i for i in ids[start : start + 5000] if i in existing]
+            conn.execute(delete(proposal_list).where(proposal_list.c.proposal_id.in_(chunk)))
+        if rows:
+            conn.execute(insert(proposal_list), [rows[k] for k in sorted(rows)])
+
+    @staticmethod
+    def _apply_to(rows: dict[str, dict[str, Any]], event: Any) -> None:
         topic = type(event).__qualname__
+        proposal_id = str(event.originator_id)
         touched = {
             "last_event": topic,
             "last_event_at": event.timestamp,
             "version": event.originator_version,
         }
         if topic == "Proposal.Submitted":
-            conn.execute(
-                insert(proposal_list).values(
-                    proposal_id=str(event.originator_id),
-                    kind=event.kind,
-                    region=event.region,
-                    kecamatan=event.region[:8],
-                    scope=kabupaten_of(event.region),
-                    household_id=str(event.household_id) if event.household_id else None,
-                    status="submitted",
-                    submitted_at=event.timestamp,
-                    submitted_by=event.actor["user_id"],
-                    **touched,
-                )
-            )
+            rows[proposal_id] = {
+                "proposal_id": proposal_id,
+                "kind": event.kind,
+                "region": event.region,
+                "kecamatan": event.region[:8],
+                "scope": kabupaten_of(event.region),
+                "household_id": str(event.household_id) if event.household_id else None,
+                "status": "submitted",
+                "submitted_at": event.timestamp,
+                "submitted_by": event.actor["user_id"],
+                "berita_acara_number": None,
+                **touched,
+            }
             return
-        status = _STATUS_AFTER.get(topic)
-        if status is None:
-            return
-        values: dict[str, Any] = {"status": status, **touched}
+        row = rows[proposal_id]
+        row.update(status=_STATUS_AFTER[topic], **touched)
         if topic in ("Proposal.VillageApproved", "Proposal.VillageRejected"):
-            values["berita_acara_number"] = event.berita_acara["number"]
+            row["berita_acara_number"] = event.berita_acara["number"]
         if topic == "Proposal.Applied":
-            values["household_id"] = str(event.household_id)
-        conn.execute(
-            update(proposal_list)
-            .where(proposal_list.c.proposal_id == str(event.originator_id))
-            .values(**values)
-        )
+            row["household_id"] = str(event.household_id)
 
 
 def list_proposals(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     insert,
     select,
     update,
@@ -82,23 +84,74 @@ def milestone_of(event: Any) -> tuple[ItemKind, str] | None:
     return kind, _CAMEL.sub("_", name).lower()
 
 
+def _event_name(kind: ItemKind, milestone: str) -> str:
+    """(complaint, "village_approved") -> "Complaint.VillageApproved"."""
+    return f"{kind.value.capitalize()}.{''.join(p.capitalize() for p in milestone.split('_'))}"
+
+
+def _handled() -> frozenset[str]:
+    names = {"SlaPolicy.VersionPublished", "SlaBreach.Recorded"}
+    for kind, clocks in TARGET_CLOCKS.items():
+        for clock in clocks.values():
+            names.update(_event_name(kind, m) for m in (*clock.starts, *clock.stops))
+    return frozenset(names)
+
+
+# Built once: building SQLAlchemy statements per event cost more than running them.
+_INSERT_TIMER = insert(sla_timers)
+_OPEN_TIMERS = select(sla_timers.c.timer_id, sla_timers.c.started_at, sla_timers.c.deadline).where(
+    sla_timers.c.item_id == bindparam("item_id"),
+    sla_timers.c.state == "open",
+    sla_timers.c.target.in_(bindparam("targets", expanding=True)),
+)
+_STOP_TIMER = (
+    update(sla_timers)
+    .where(sla_timers.c.timer_id == bindparam("stopped_timer"))
+    .values(
+        state=bindparam("new_state"),
+        stopped_by=bindparam("milestone"),
+        stopped_at=bindparam("at"),
+        elapsed_seconds=bindparam("elapsed"),
+    )
+)
+
+
 class SlaTimersProjection(Projection):
     name = "sla_timers"
     tables = (sla_timers, sla_policy_versions)
+    handles = _handled()
 
     def __init__(self) -> None:
-        # Policy versions never change once published, so parsing each once is safe.
-        self._policy_cache: dict[int, SlaPolicyVersion] = {}
+        # Every published version, oldest first; loaded once, appended as published.
+        self._versions: list[tuple[int, datetime, SlaPolicyVersion]] | None = None
+        # Region, category and policy version of recently seen items (from their first
+        # event), so later milestones need no query; bounded, a miss just queries.
+        self._facts: OrderedDict[str, tuple[str, str | None, int | None]] = OrderedDict()
+
+    def reset_cache(self) -> None:
+        self._versions = None
+        self._facts.clear()
+
+    def _remember(
+        self, item_id: str, facts: tuple[str, str | None, int | None]
+    ) -> tuple[str, str | None, int | None]:
+        self._facts[item_id] = facts
+        self._facts.move_to_end(item_id)
+        if len(self._facts) > 100_000:
+            self._facts.popitem(last=False)
+        return facts
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         topic = type(event).__qualname__
         if topic == "SlaPolicy.VersionPublished":
+            record = {"version": event.version, "rules": event.rules}
             conn.execute(
                 insert(sla_policy_versions).values(
-                    version=event.version,
-                    policy=json.dumps({"version": event.version, "rules": event.rules}),
-                    published_at=event.timestamp,
+                    version=event.version, policy=json.dumps(record), published_at=event.timestamp
                 )
+            )
+            self._loaded_versions(conn).append(
+                (event.version, event.timestamp, SlaPolicyVersion.from_record(record))
             )
             return
         if topic == "SlaBreach.Recorded":
@@ -143,24 +196,29 @@ class SlaTimersProjection(Projection):
             if target is None:
                 continue
             conn.execute(
-                insert(sla_timers).values(
-                    timer_id=f"{item_id}:{name}:{notification_id}",
-                    item_kind=kind.value,
-                    item_id=item_id,
-                    region=region,
-                    kecamatan=region[:8],
-                    scope=kabupaten_of(region),
-                    category=category,
-                    target=name,
-                    policy_version=policy.version,
-                    working=target.working,
-                    duration=target.describe(),
-                    started_by=milestone,
-                    started_at=event.timestamp,
-                    deadline=target.deadline(event.timestamp, region),
-                    state="open",
-                    breached=False,
-                )
+                _INSERT_TIMER,
+                {
+                    "timer_id": f"{item_id}:{name}:{notification_id}",
+                    "item_kind": kind.value,
+                    "item_id": item_id,
+                    "region": region,
+                    "kecamatan": region[:8],
+                    "scope": kabupaten_of(region),
+                    "category": category,
+                    "target": name,
+                    "policy_version": policy.version,
+                    "working": target.working,
+                    "duration": target.describe(),
+                    "started_by": milestone,
+                    "started_at": event.timestamp,
+                    "deadline": target.deadline(event.timestamp, region),
+                    "state": "open",
+                    "stopped_by": None,
+                    "stopped_at": None,
+                    "elapsed_seconds": None,
+                    "breached": False,
+                    "breach_recorded_at": None,
+                },
             )
 
     def _stop(
@@ -169,23 +227,17 @@ class SlaTimersProjection(Projection):
         targets = [name for name, c in TARGET_CLOCKS[kind].items() if milestone in c.stops]
         if not targets:
             return
-        open_timers = conn.execute(
-            select(sla_timers.c.timer_id, sla_timers.c.started_at, sla_timers.c.deadline).where(
-                sla_timers.c.item_id == item_id,
-                sla_timers.c.state == "open",
-                sla_timers.c.target.in_(targets),
-            )
-        ).all()
+        open_timers = conn.execute(_OPEN_TIMERS, {"item_id": item_id, "targets": targets}).all()
         for timer_id, started_at, deadline in open_timers:
             conn.execute(
-                update(sla_timers)
-                .where(sla_timers.c.timer_id == timer_id)
-                .values(
-                    state="met" if at <= deadline else "missed",
-                    stopped_by=milestone,
-                    stopped_at=at,
-                    elapsed_seconds=(at - started_at).total_seconds(),
-                )
+                _STOP_TIMER,
+                {
+                    "stopped_timer": timer_id,
+                    "new_state": "met" if at <= deadline else "missed",
+                    "milestone": milestone,
+                    "at": at,
+                    "elapsed": (at - started_at).total_seconds(),
+                },
             )
 
     def _item_facts(
@@ -193,11 +245,15 @@ class SlaTimersProjection(Projection):
     ) -> tuple[str, str | None, int | None] | None:
         """Region, category and (for complaints) the recorded policy version."""
         if kind is ItemKind.COMPLAINT and hasattr(event, "sla_policy_version"):
-            return event.region, event.category, int(event.sla_policy_version)
+            return self._remember(
+                item_id, (event.region, event.category, int(event.sla_policy_version))
+            )
         if kind is ItemKind.PROPOSAL and hasattr(event, "kind"):
-            return event.region, event.kind, None
+            return self._remember(item_id, (event.region, event.kind, None))
         if hasattr(event, "region") and hasattr(event, "service"):  # referral created
-            return event.region, event.service, None
+            return self._remember(item_id, (event.region, event.service, None))
+        if item_id in self._facts:
+            return self._facts[item_id]
         earlier = conn.execute(
             select(sla_timers.c.region, sla_timers.c.category, sla_timers.c.policy_version)
             .where(sla_timers.c.item_id == item_id)
@@ -208,29 +264,34 @@ class SlaTimersProjection(Projection):
             return None  # an item from before any SLA policy: it runs without clocks
         # A complaint keeps the version it was received under, for every clock.
         version = int(earlier[2]) if kind is ItemKind.COMPLAINT else None
-        return earlier[0], earlier[1], version
+        return self._remember(item_id, (earlier[0], earlier[1], version))
+
+    def _loaded_versions(self, conn: Connection) -> list[tuple[int, datetime, SlaPolicyVersion]]:
+        if self._versions is None:
+            rows = conn.execute(
+                select(
+                    sla_policy_versions.c.version,
+                    sla_policy_versions.c.published_at,
+                    sla_policy_versions.c.policy,
+                ).order_by(sla_policy_versions.c.version)
+            )
+            self._versions = [
+                (r[0], r[1], SlaPolicyVersion.from_record(json.loads(r[2]))) for r in rows
+            ]
+        return self._versions
 
     def _policy(
         self, conn: Connection, version: int | None, at: datetime
     ) -> SlaPolicyVersion | None:
         """The given version, or the one in force at `at` (the first one if `at` is
         earlier than every version)."""
-        query = select(sla_policy_versions.c.version, sla_policy_versions.c.policy)
-        if version is not None:
-            query = query.where(sla_policy_versions.c.version == version)
-        else:
-            in_force = query.where(sla_policy_versions.c.published_at <= at)
-            row = conn.execute(in_force.order_by(sla_policy_versions.c.version.desc())).first()
-            if row is None:
-                query = query.order_by(sla_policy_versions.c.version)
-            else:
-                query = query.where(sla_policy_versions.c.version == row[0])
-        row = conn.execute(query.limit(1)).first()
-        if row is None:
+        versions = self._loaded_versions(conn)
+        if not versions:
             return None
-        if row[0] not in self._policy_cache:
-            self._policy_cache[row[0]] = SlaPolicyVersion.from_record(json.loads(row[1]))
-        return self._policy_cache[row[0]]
+        if version is not None:
+            return next((p for v, _, p in versions if v == version), None)
+        in_force = [p for _, published_at, p in versions if published_at <= at]
+        return in_force[-1] if in_force else versions[0][2]
 
 
 # -- queries ------------------------------------------------------------------------
