@@ -163,7 +163,8 @@ def main() -> None:
         r = report[backend]
         lines.append(
             f"| {backend} | {r['households']} | {r['full_rerank_ms']} | {r['rerank_unchanged_ms']} "
-            f"| {r['one_change_p50_ms']} / {r['one_change_max_ms']} | {r['database_row_number_ms']} "
+            f"| {r['one_change_p50_ms']} / {r['one_change_max_ms']} "
+            f"| {r['database_row_number_ms']} "
             f"| {r['read_rank_p50_ms']} / {r['read_rank_max_ms']} |"
         )
     (RESULTS / "ranking.md").write_text("\n".join(lines) + "\n")

@@ -71,19 +71,23 @@ class ScopeRanking:
             self._score[household_id] = score
             touched.add(index)
         n_new = len(self._order)
-        candidates = {household_id} if score is not None else set()
-        for boundary in {*desil_boundaries(n_old), *desil_boundaries(n_new)}:
-            for rank in range(boundary - 2, boundary + 3):
-                if 1 <= rank <= n_new:
-                    candidates.add(self._order[rank - 1][1])
-        # The ends of the stretch that shifted by one rank.
+        # Positions (0-based) whose household may have changed desil: around every desil
+        # boundary of the old and the new population, and around where the change happened.
+        positions: set[int] = set()
+        boundaries = {*desil_boundaries(n_old), *desil_boundaries(n_new)}
+        if n_old == n_new and touched:
+            # A move within the same population shifts only the stretch it crossed.
+            low, high = min(touched), max(touched)
+            boundaries = {b for b in boundaries if low - 3 <= b <= high + 3}
+        for boundary in boundaries:
+            positions.update(range(boundary - 3, boundary + 2))
         for index in touched:
-            for neighbour in (index - 1, index, index + 1):
-                if 0 <= neighbour < n_new:
-                    candidates.add(self._order[neighbour][1])
-        for hid in candidates:
-            new = desil(self.rank_of(hid), n_new)
-            if self.desils.get(hid) != new:
-                self.desils[hid] = new
-                changed[hid] = new
+            positions.update((index - 1, index, index + 1))
+        for index in positions:
+            if 0 <= index < n_new:
+                hid = self._order[index][1]
+                new = desil(index + 1, n_new)
+                if self.desils.get(hid) != new:
+                    self.desils[hid] = new
+                    changed[hid] = new
         return changed
