@@ -37,8 +37,14 @@ typecheck: $(STAMP)
 postgres-up:
 	@bash infra/postgres-up.sh
 
+## Benchmarks (not part of `make test`): each figure beside its baseline, in bench/results/.
 bench: $(STAMP) postgres-up
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.ranking
+	$(BIN)/python -m bench.projections
+	$(BIN)/python -m bench.audit_overhead
+	$(BIN)/python -m bench.inspection
+	$(BIN)/python -m bench.referrals
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,7 @@
-"""A small HTTP load generator: N concurrent clients for a fixed time, in its own process.
+"""HTTP load: N concurrent clients for a fixed time, in its own process.
+
+Uses wrk when it is installed (`apt-get install wrk`); otherwise an asyncio client, which
+on a 2-core machine is itself the bottleneck (figures then understate the server).
 
 Runs as `python -m bench.load URL CONCURRENCY SECONDS KIND [TOKEN] [IDS_FILE]` and prints
 one JSON line: requests, errors, seconds, rate, and latency percentiles in ms.
@@ -9,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,6 +91,50 @@ async def run(
     }
 
 
+def run_wrk(
+    url: str, concurrency: int, seconds: float, kind: str, token: str, ids: list[str]
+) -> dict[str, Any]:
+    """The same load from wrk (C, event-driven), so the client is not the bottleneck."""
+    lines = []
+    if kind == "approve":
+        lines = [
+            f"/api/v1/proposals/{i}/village-decision\t{json.dumps(approval_body(n))}"
+            for n, i in enumerate(ids)
+        ]
+    else:
+        path, make = {
+            "register": ("/api/v1/proposals", register_body),
+            "noop": ("/noop", register_body),
+            "complaint": ("/api/v1/complaints", complaint_body),
+        }[kind]
+        lines = [f"{path}\t{json.dumps(make(n))}" for n in range(2000)]
+    threads = min(2, concurrency)
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+    script = Path(__file__).with_name("wrk_post.lua")
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        handle.name,
+        token,
+        str(threads),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    good = result["requests"] - result["errors"]
+    result["rate"] = round(good / result["seconds"], 1)
+    result["client"] = "wrk"
+    return result
+
+
 def main() -> None:
     url, concurrency, seconds, kind = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     token = sys.argv[5] if len(sys.argv) > 5 else ""
@@ -91,7 +142,10 @@ def main() -> None:
     if len(sys.argv) > 6:
         with open(sys.argv[6]) as handle:
             ids = json.load(handle)
-    print(json.dumps(asyncio.run(run(url, concurrency, seconds, kind, token, ids))))
+    if shutil.which("wrk"):
+        print(json.dumps(run_wrk(url, concurrency, seconds, kind, token, ids)))
+    else:
+        print(json.dumps(asyncio.run(run(url, concurrency, seconds, kind, token, ids))))
 
 
 if __name__ == "__main__":

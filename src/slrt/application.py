@@ -16,7 +16,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 
 from slrt.config import Settings
 from slrt.domain import windows
@@ -24,6 +24,7 @@ from slrt.domain.access import Action, authorize
 from slrt.domain.common import (
     Actor,
     ConcurrentEdit,
+    DomainError,
     IllegalTransition,
     InvalidInput,
     NotFound,
@@ -32,13 +33,15 @@ from slrt.domain.common import (
 )
 from slrt.domain.complaint import Complaint, next_escalation
 from slrt.domain.household import Household, validate_household_data
+from slrt.domain.inbox import InboxItem, InboxPosition, InboxResult
 from slrt.domain.inspection import Inspection
 from slrt.domain.proposal import Proposal, ProposalKind, validate_payload
 from slrt.domain.receipt import CommandReceipt, IdempotencyKeyReused
+from slrt.domain.referral import Referral
 from slrt.domain.scoring import ScoringModel
 from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy
 from slrt.domain.user import User
-from slrt.group_commit import GroupCommitter
+from slrt.group_commit import GroupCommitter, is_conflict
 
 log = structlog.get_logger("slrt.commands")
 
@@ -47,6 +50,10 @@ Clock = Callable[[], datetime]
 
 
 SYSTEM_ACTOR = Actor(user_id="slrt", role=Role.SYSTEM, region="ID")
+
+
+class _NothingToRecord(Exception):
+    """Every message of an inbox batch was consumed before: nothing to save."""
 
 
 def utc_now() -> datetime:
@@ -151,7 +158,9 @@ class SlrtApplication(Application[UUID]):
                     self._committer.commit(save)
                 else:
                     self.save(*save)
-            except IntegrityError:
+            except (IntegrityError, OperationalError) as error:
+                if not is_conflict(error):
+                    raise
                 log.info("command.conflict", command=command, attempt=attempt, user=actor.user_id)
                 continue
             log.info(
@@ -592,6 +601,7 @@ class SlrtApplication(Application[UUID]):
                         timestamp=self.clock(),
                     )
                     save.append(complaint)
+            save.extend(self._referral_expiry(timer))
             return Decision(save=save, subject=breach)
 
         try:
@@ -689,3 +699,264 @@ class SlrtApplication(Application[UUID]):
 
     def get_complaint(self, complaint_id: UUID, version: int | None = None) -> Complaint:
         return self._get(Complaint, complaint_id, "complaint", version)
+
+    # -- referrals ------------------------------------------------------------------------
+
+    def create_referral(
+        self,
+        *,
+        actor: Actor,
+        household_id: UUID,
+        agency: str,
+        service: str,
+        reason: str,
+        urgency: str = "routine",
+        member_nik: str | None = None,
+        complaint_id: UUID | None = None,
+        proposal_id: UUID | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
+        """A front office or manager refers a household (or one member) to an agency. It
+        is only stored here; the outbox publishes it to the agency's topic afterwards."""
+
+        def decide() -> Decision:
+            household = self.get_household(household_id)
+            authorize(actor, Action.CREATE_REFERRAL, household.region)
+            if member_nik is not None and member_nik not in {m["nik"] for m in household.members}:
+                raise InvalidInput(
+                    "member_nik is not a member of that household", field="member_nik"
+                )
+            if complaint_id is not None:
+                self.get_complaint(complaint_id)
+            if proposal_id is not None:
+                self.get_proposal(proposal_id)
+            referral = Referral.create(
+                region=household.region,
+                household_id=household_id,
+                member_nik=member_nik,
+                agency=agency,
+                service=service,
+                reason=reason,
+                urgency=urgency,
+                complaint_id=complaint_id,
+                proposal_id=proposal_id,
+                actor=actor.as_record(),
+                timestamp=self.clock(),
+            )
+            # As for complaints: the default policy is stored before the first clock.
+            policy = self._sla_policy()
+            save: list[Aggregate] = [policy] if policy.pending_events else []
+            return Decision(save=[*save, referral], subject=referral)
+
+        return self._execute("create_referral", actor, decide, idempotency)
+
+    def cancel_referral(
+        self,
+        *,
+        actor: Actor,
+        referral_id: UUID,
+        reason: str,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
+        def decide() -> Decision:
+            referral = self.get_referral(referral_id)
+            authorize(actor, Action.CANCEL_REFERRAL, referral.region)
+            self._check_version(referral, expected_version)
+            referral.cancel(reason=reason, actor=actor.as_record(), timestamp=self.clock())
+            return Decision(save=[referral], subject=referral)
+
+        return self._execute("cancel_referral", actor, decide, idempotency)
+
+    def get_referral(self, referral_id: UUID, version: int | None = None) -> Referral:
+        return self._get(Referral, referral_id, "referral", version)
+
+    def mark_dispatched(
+        self, dispatched: dict[UUID, str], *, created: dict[UUID, Any] | None = None
+    ) -> int:
+        """Records that the broker accepted these referrals (id -> topic), once each.
+        One transaction for the lot; on a conflict, one command per referral. With
+        `created` (id -> its Created event), the first try assumes nothing happened to
+        the referral since, and so reads nothing; a conflict says otherwise."""
+        actor = SYSTEM_ACTOR.as_record()
+        referrals = []
+        for referral_id in dispatched:
+            if created is not None and referral_id in created:
+                referral = created[referral_id].mutate(None)
+            else:
+                referral = self._get(Referral, referral_id, "referral")
+            topic = dispatched[referral_id]
+            if referral.dispatch(topic=topic, actor=actor, timestamp=self.clock()):
+                referrals.append(referral)
+        if not referrals:
+            return 0
+        try:
+            if self._committer is not None:
+                self._committer.commit(referrals)
+            else:
+                self.save(*referrals)
+            return len(referrals)
+        except (IntegrityError, OperationalError) as error:
+            if not is_conflict(error):
+                raise
+            if created is not None:  # some were answered already: read them and retry
+                return self.mark_dispatched(dispatched)
+        recorded = 0
+        for referral in referrals:
+
+            def decide(referral_id: UUID = referral.id) -> Decision:
+                fresh = self._get(Referral, referral_id, "referral")
+                fresh.dispatch(topic=dispatched[referral_id], actor=actor, timestamp=self.clock())
+                return Decision(save=[fresh], subject=fresh)
+
+            self._execute("mark_dispatched", SYSTEM_ACTOR, decide)
+            recorded += 1
+        return recorded
+
+    def record_agency_answers(
+        self,
+        *,
+        position: Callable[[], InboxPosition],
+        items: Sequence[InboxItem],
+        dead_letter: Callable[[list[tuple[InboxItem, str]]], None],
+    ) -> InboxResult:
+        """Applies a batch of agencies' answers (acknowledged, delivered, declined) from
+        one partition, and records every consumed offset, in one transaction: each answer
+        is applied exactly once. `position` returns the partition's InboxPosition as
+        stored (it is called again on a retry). An answer whose message id was applied
+        before only moves the position. An answer that cannot be applied (unreadable,
+        unknown referral, wrong agency, illegal transition) is handed to `dead_letter`
+        with the reason before the commit, and recorded as DeadLettered."""
+        system = SYSTEM_ACTOR.as_record()
+        result = InboxResult()
+
+        def decide() -> Decision:
+            nonlocal result
+            result = InboxResult()
+            at = self.clock()
+            inbox = position()
+            referrals: dict[UUID, Referral] = {}
+            changed: dict[UUID, Referral] = {}
+            dead: list[tuple[InboxItem, str]] = []
+            for item in items:
+                if item.offset < inbox.next_offset:
+                    continue  # consumed before (a restart, or another consumer)
+                reason = item.refused
+                if reason is None:
+                    assert item.referral_id is not None and item.message_id is not None
+                    try:
+                        referral = referrals.get(item.referral_id) or self.get_referral(
+                            item.referral_id
+                        )
+                        referrals[item.referral_id] = referral
+                        if self._apply_answer(referral, item, at):
+                            changed[referral.id] = referral
+                            result.applied += 1
+                        else:
+                            result.duplicates += 1
+                    except DomainError as error:
+                        reason = f"{type(error).__name__}: {error.detail}"
+                if reason is not None:
+                    inbox.dead_letter(
+                        offset=item.offset,
+                        message_id=item.message_id,
+                        reason=reason,
+                        actor=system,
+                        timestamp=at,
+                    )
+                    dead.append((item, reason))
+                    result.dead_lettered.append((item.offset, reason))
+                else:
+                    assert item.referral_id is not None and item.message_id is not None
+                    inbox.consume(
+                        offset=item.offset,
+                        message_id=item.message_id,
+                        referral_id=item.referral_id,
+                        outcome="applied" if item.referral_id in changed else "duplicate",
+                        actor=system,
+                        timestamp=at,
+                    )
+            if not inbox.pending_events:
+                raise _NothingToRecord
+            if dead:
+                dead_letter(dead)  # on the broker before the positions move past them
+            return Decision(save=[*changed.values(), inbox], subject=inbox)
+
+        try:
+            self._execute("record_agency_answers", SYSTEM_ACTOR, decide)
+        except _NothingToRecord:
+            return InboxResult()
+        return result
+
+    def _apply_answer(self, referral: Referral, item: InboxItem, at: datetime) -> bool:
+        """Applies one answer; False when its message id was applied before."""
+        assert item.message_id is not None and item.agency is not None
+        if referral.agency != item.agency:
+            raise InvalidInput(
+                f"referral {referral.id} is addressed to {referral.agency}, not {item.agency}",
+                field="agency",
+            )
+        if referral.is_duplicate(item.message_id):
+            return False
+        agency = Actor(
+            user_id=f"agency:{item.agency}", role=Role.AGENCY, region="ID", agency=item.agency
+        )
+        common: dict[str, Any] = {
+            "message_id": item.message_id,
+            "actor": agency.as_record(),
+            "timestamp": at,
+        }
+        data = item.data
+        if item.answer == "acknowledged":
+            referral.acknowledge(agency_reference=data.get("agency_reference"), **common)
+        elif item.answer == "delivered":
+            referral.deliver(
+                delivered_on=data.get("delivered_on"),
+                details=data.get("details"),
+                agency_reference=data.get("agency_reference"),
+                **common,
+            )
+        elif item.answer == "declined":
+            referral.decline(
+                reason=data.get("reason"), agency_reference=data.get("agency_reference"), **common
+            )
+        else:
+            raise InvalidInput(f"unknown answer {item.answer}", field="type")
+        return True
+
+    def start_inbox_position(self, topic: str, partition: int) -> InboxPosition:
+        """The partition's position, created (and stored) on first use."""
+        position_id = InboxPosition.create_id(topic, partition)
+        try:
+            return self._get(InboxPosition, position_id, "inbox position")
+        except NotFound:
+            pass
+        position = InboxPosition(
+            topic=topic,
+            partition=partition,
+            actor=SYSTEM_ACTOR.as_record(),
+            timestamp=self.clock(),
+        )
+        try:
+            self.save(position)
+        except (IntegrityError, OperationalError) as error:
+            if not is_conflict(error):
+                raise
+            return self._get(InboxPosition, position_id, "inbox position")
+        return position
+
+    def _referral_expiry(self, timer: dict[str, Any]) -> list[Aggregate]:
+        """A referral whose acknowledgement or outcome deadline passed unanswered expires,
+        in the same transaction as the breach."""
+        if timer["item_kind"] != "referral":
+            return []
+        referral = self.get_referral(UUID(timer["item_id"]))
+        if not referral.is_open:
+            return []
+        referral.expire(
+            target=timer["target"],
+            deadline=timer["deadline"],
+            actor=SYSTEM_ACTOR.as_record(),
+            timestamp=self.clock(),
+        )
+        return [referral]

@@ -161,6 +161,121 @@ def _secrets(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """`verify` exits 1 when anything was altered, removed, inserted or reordered."""
+    import json
+
+    from slrt import audit
+
+    if args.action == "anchor":
+        # An anchor over a tampered log would vouch for it: verify first.
+        checked = None if args.force else audit.verify_store(settings)
+        if checked is not None and not checked.ok:
+            print(checked.render())
+            print("not anchored: resolve the findings first (or --force)", file=sys.stderr)
+            return 1
+        anchor = audit.anchor_store(settings, note=args.note)
+        if anchor is None:
+            print("the event store is empty; nothing to anchor")
+            return 0
+        print(
+            f"anchor #{anchor.anchor_id}: {anchor.event_count} events up to notification "
+            f"{anchor.max_notification_id}; keep this outside the database and pass it to "
+            f"`slrt audit verify --anchor`:\n"
+            f"{audit.ExternalAnchor(anchor.max_notification_id, anchor.digest)}"
+        )
+        return 0
+    try:
+        external = [audit.ExternalAnchor.parse(text) for text in args.anchor]
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    report = audit.verify_store(settings, external_anchors=external)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    return 0 if report.ok else 1
+
+
+def _agency_asyncapi(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from slrt.integrations.asyncapi import document
+
+    print(json.dumps(document(), indent=2))
+    return 0
+
+
+def _agency_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """Runs until SIGINT/SIGTERM, then leaves its consumer group cleanly."""
+    from slrt.domain.referral import validate_agency
+    from slrt.integrations.agency import AgencySimulator
+
+    if not settings.kafka_bootstrap_servers:
+        print("set SLRT_KAFKA_BOOTSTRAP_SERVERS to the broker's host:port", file=sys.stderr)
+        return 2
+    simulator = AgencySimulator(
+        settings,
+        validate_agency(args.agency).value,
+        outcome=args.outcome,
+        instance=args.instance,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    simulator.start()
+    log.info("agency.simulating", agency=args.agency, outcome=args.outcome)
+    stop.wait()
+    simulator.stop()
+    print(f"answered {simulator.answered} referrals ({simulator.duplicates} duplicates dropped)")
+    return 0
+
+
+def _inspect(settings: Settings, args: argparse.Namespace) -> int:
+    """Writes a household's dispute dossier; the read is recorded like an API read."""
+    from uuid import UUID
+
+    from slrt.domain.access import Action, authorize
+    from slrt.dossier import build_dossier
+    from slrt.inspection import Inspector
+
+    runtime = build_runtime(settings)
+    try:
+        actor = CLI_ACTOR
+        if args.inspector:
+            user = runtime.app.get_user(args.inspector)
+            actor = Actor(user_id=user.user_id, role=Role(user.role), region=user.region)
+        household_id = UUID(args.household_id)
+        household = runtime.app.get_household(household_id)
+        authorize(actor, Action.READ, household.region)
+        for worker in ("event_index", "score_log"):
+            runtime.workers[worker].catch_up()
+        runtime.app.record_inspection(
+            actor=actor, resource="dossier", resource_id=str(household_id), region=household.region
+        )
+        html = build_dossier(
+            Inspector(runtime),
+            household_id,
+            viewer=actor,
+            as_of=[_instant(t) for t in args.as_of],
+            start=_instant(args.start) if args.start else None,
+            end=_instant(args.end) if args.end else None,
+            verify=not args.no_verify,
+        )
+        Path(args.out).write_text(html, encoding="utf-8")
+        print(f"wrote {args.out} ({len(html)} bytes)")
+    except (DomainError, ValueError) as error:
+        print(f"refused: {getattr(error, 'detail', error)}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    return 0
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant; without an offset it is read as UTC."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slrt", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -213,6 +328,52 @@ def parser() -> argparse.ArgumentParser:
     rebuild = projection_commands.add_parser("rebuild", help="rebuild read models from zero")
     rebuild.add_argument("name", nargs="?", default="all")
     rebuild.set_defaults(run=_rebuild)
+
+    audit = commands.add_parser("audit", help="tamper evidence of the event store")
+    audit_commands = audit.add_subparsers(dest="action", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="re-read every event; report any altered, removed or reordered"
+    )
+    verify.add_argument("--json", action="store_true", help="machine-readable report")
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="N:DIGEST",
+        help="an anchor kept outside the database, as printed by `slrt audit anchor`",
+    )
+    anchor = audit_commands.add_parser("anchor", help="record a digest over the whole log")
+    anchor.add_argument("--note", help="why this anchor was taken, e.g. a berita acara")
+    anchor.add_argument("--force", action="store_true", help="anchor without verifying first")
+    audit.set_defaults(run=_audit)
+
+    agency = commands.add_parser("agency", help="the agency side of referrals over Kafka")
+    agency_commands = agency.add_subparsers(dest="action", required=True)
+    simulate = agency_commands.add_parser(
+        "simulate", help="answer referrals as a partner agency would (demos and tests)"
+    )
+    simulate.add_argument("--agency", required=True, help="agency code, e.g. dinkes")
+    simulate.add_argument(
+        "--outcome", choices=["delivered", "declined", "none"], default="delivered"
+    )
+    simulate.add_argument("--instance", default="1", help="static group member id suffix")
+    simulate.set_defaults(run=_agency_simulate)
+    asyncapi = agency_commands.add_parser("asyncapi", help="print the AsyncAPI document")
+    asyncapi.set_defaults(run=_agency_asyncapi)
+
+    inspect = commands.add_parser("inspect", help="read-only dispute dossiers")
+    inspect_commands = inspect.add_subparsers(dest="what", required=True)
+    dossier = inspect_commands.add_parser("household", help="write a household's HTML dossier")
+    dossier.add_argument("household_id")
+    dossier.add_argument(
+        "--as-of", action="append", default=[], metavar="T", help="ISO instant; repeatable"
+    )
+    dossier.add_argument("--from", dest="start", metavar="T1", help="start of the period")
+    dossier.add_argument("--to", dest="end", metavar="T2", help="end of the period")
+    dossier.add_argument("--out", default="dossier.html")
+    dossier.add_argument("--inspector", help="user id of the inspector (recorded as the reader)")
+    dossier.add_argument("--no-verify", action="store_true", help="skip the hash chain check")
+    dossier.set_defaults(run=_inspect)
     return root
 
 

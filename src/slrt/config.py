@@ -50,6 +50,24 @@ class Settings(BaseSettings):
         default=True, description="A breached complaint goes up to the kecamatan, then kabupaten"
     )
 
+    # Referrals over Kafka (ADR 0007). Without bootstrap servers the outbox and the inbox
+    # do not run: referrals wait in the event store and go out once a broker is set.
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; unset = referral outbox/inbox off"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for TLS")
+    kafka_topic_prefix: str = Field(
+        default="slrt.", description="slrt. gives slrt.referrals.<agency>"
+    )
+    kafka_response_partitions: int = Field(default=3, ge=1, le=100)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=10)
+    referral_outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    referral_poll_interval_seconds: float = Field(default=0.25, gt=0, le=60)
+
     jwt_issuer: str = "slrt"
     jwt_audience: str = "slrt-api"
     jwt_signing_key: str | None = Field(
@@ -94,7 +112,7 @@ class Settings(BaseSettings):
         if self.is_postgres:
             url = urlparse(self.database_url)
             env.update(
-                PERSISTENCE_MODULE="eventsourcing.postgres",
+                PERSISTENCE_MODULE="slrt.persistence.postgres",
                 POSTGRES_DBNAME=url.path.lstrip("/") or "postgres",
                 POSTGRES_HOST=url.hostname or "127.0.0.1",
                 POSTGRES_PORT=str(url.port or 5432),
@@ -108,7 +126,7 @@ class Settings(BaseSettings):
         else:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             env.update(
-                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                PERSISTENCE_MODULE="slrt.persistence.sqlite",
                 SQLITE_DBNAME=str(self.sqlite_path),
                 SQLITE_LOCK_TIMEOUT=str(self.sqlite_lock_timeout_seconds),
             )

@@ -19,9 +19,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 Save = Callable[..., Any]
+
+
+def is_conflict(error: BaseException) -> bool:
+    """A version conflict. On PostgreSQL a conflicting INSERT can surface as "pipeline
+    aborted" for a statement queued after it in the same pipeline (the hash chain's)."""
+    if isinstance(error, IntegrityError):
+        return True
+    return isinstance(error, OperationalError) and "pipeline aborted" in str(error)
 
 
 @dataclass
@@ -90,12 +98,12 @@ class GroupCommitter:
         if len(batch) > 1:
             try:
                 self._save(*(e for pending in batch for e in pending.events))
-            except IntegrityError:
-                pass  # someone in the batch conflicts: save each alone below
             except BaseException as error:
-                for pending in batch:
-                    pending.done.set_exception(error)
-                return
+                if not is_conflict(error):
+                    for pending in batch:
+                        pending.done.set_exception(error)
+                    return
+                # Someone in the batch conflicts: save each alone below.
             else:
                 for pending in batch:
                     pending.done.set_result(None)

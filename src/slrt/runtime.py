@@ -14,8 +14,10 @@ from slrt.db import create_read_engine, metadata
 from slrt.domain import windows
 from slrt.projections.base import Projection, ProjectionWorker
 from slrt.projections.complaint_list import ComplaintListProjection
+from slrt.projections.event_index import EventIndexProjection
 from slrt.projections.household_status import HouseholdStatusProjection
 from slrt.projections.proposal_list import ProposalListProjection
+from slrt.projections.score_log import ScoreLogProjection
 from slrt.projections.sla_timers import SlaTimersProjection
 from slrt.sla_watch import BreachWatcher
 
@@ -32,6 +34,8 @@ def build_projections(settings: Settings) -> list[Projection]:
         ProposalListProjection(),
         ComplaintListProjection(),
         SlaTimersProjection(),
+        EventIndexProjection(),
+        ScoreLogProjection(),
     ]
 
 
@@ -94,4 +98,12 @@ def build_runtime(
         interval=settings.sla_watch_interval_seconds,
         escalate=settings.sla_escalate_on_breach,
     )
+    if settings.kafka_bootstrap_servers:  # referrals over Kafka (ADR 0007)
+        from slrt.integrations.inbox import ReferralInbox
+        from slrt.integrations.outbox import ReferralOutbox
+
+        outbox = ReferralOutbox(app, engine, settings)
+        app.on_recorded(outbox.wake)
+        runtime.processes[outbox.name] = outbox
+        runtime.processes[ReferralInbox.name] = ReferralInbox(app, settings)
     return runtime

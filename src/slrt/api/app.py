@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request, Response
 
 from slrt.api import errors
 from slrt.api.routers import complaints, health, households, proposals, scoring, sla
+from slrt.api.routers import inspection as inspection_routes
+from slrt.api.routers import referrals as referral_routes
 from slrt.config import Settings
 from slrt.runtime import Runtime, build_runtime
 
@@ -124,9 +126,11 @@ def create_app(
         proposals.router,
         households.router,
         complaints.router,
+        referral_routes.router,
         sla.router,
         scoring.router,
         health.router,
+        inspection_routes.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

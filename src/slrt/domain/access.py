@@ -23,6 +23,9 @@ class Action(StrEnum):
     RECEIVE_COMPLAINT = "receive a complaint"
     HANDLE_COMPLAINT = "handle a complaint"
     READ = "read"
+    CREATE_REFERRAL = "create a referral"
+    CANCEL_REFERRAL = "cancel a referral"
+    ANSWER_REFERRAL = "answer a referral"
 
 
 ALLOWED_ROLES: dict[Action, frozenset[Role]] = {
@@ -39,6 +42,9 @@ ALLOWED_ROLES: dict[Action, frozenset[Role]] = {
         {Role.FRONT_OFFICE, Role.SLRT_MANAGER, Role.DINSOS_VERIFIER, Role.SYSTEM}
     ),
     Action.READ: frozenset(Role),
+    Action.CREATE_REFERRAL: frozenset({Role.FRONT_OFFICE, Role.SLRT_MANAGER}),
+    Action.CANCEL_REFERRAL: frozenset({Role.FRONT_OFFICE, Role.SLRT_MANAGER}),
+    Action.ANSWER_REFERRAL: frozenset({Role.AGENCY, Role.SYSTEM}),
 }
 
 NATIONAL = "ID"
@@ -64,5 +70,15 @@ def authorize(actor: Actor, action: Action, region: str | None = None) -> None:
         raise Forbidden(
             f"{actor.user_id} ({actor.role.value}, {actor.region}) may not {action.value} "
             f"in region {region}",
+            action=action.value,
+        )
+
+
+def authorize_agency(actor: Actor, action: Action, agency: str) -> None:
+    """An agency user sees and answers its own agency's referrals only."""
+    if actor.role is Role.AGENCY and actor.agency != agency:
+        raise Forbidden(
+            f"{actor.user_id} (agency {actor.agency}) may not {action.value} "
+            f"addressed to agency {agency}",
             action=action.value,
         )

@@ -79,9 +79,13 @@ TARGET_CLOCKS: dict[ItemKind, dict[str, TargetClock]] = {
         ),
     },
     ItemKind.REFERRAL: {
-        "acknowledgement": TargetClock(starts=("issued",), stops=("acknowledged",)),
+        # An agency may deliver or decline without a separate acknowledgement.
+        "acknowledgement": TargetClock(
+            starts=("created",),
+            stops=("acknowledged", "delivered", "declined", "expired", "cancelled"),
+        ),
         "outcome": TargetClock(
-            starts=("acknowledged",), stops=("delivered", "declined", "expired")
+            starts=("acknowledged",), stops=("delivered", "declined", "expired", "cancelled")
         ),
     },
 }

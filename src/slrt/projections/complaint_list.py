@@ -9,6 +9,7 @@ from sqlalchemy import Column, Connection, Integer, String, Table, func, insert,
 from slrt.db import UtcDateTime, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.projections.base import Projection
+from slrt.projections.regions import inside
 
 complaint_list = Table(
     "complaint_list",
@@ -90,16 +91,9 @@ def list_complaints(
     """Complaints received in a region, or escalated to it; newest first."""
     query = select(complaint_list)
     if region and region != "ID":
-        inside: Any
-        if len(region) == 2:
-            inside = complaint_list.c.scope.like(f"{region}.%")
-        elif len(region) == 5:
-            inside = complaint_list.c.scope == region
-        elif len(region) == 8:
-            inside = complaint_list.c.kecamatan == region
-        else:
-            inside = complaint_list.c.region == region
-        query = query.where(inside | (complaint_list.c.escalated_to == region))
+        query = query.where(
+            inside(complaint_list, region) | (complaint_list.c.escalated_to == region)
+        )
     if status:
         query = query.where(complaint_list.c.status == status)
     total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()

@@ -42,6 +42,7 @@ from slrt.domain.ranking import ScopeRanking
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
 from slrt.domain.scoring import ModelVersion
 from slrt.projections.base import Projection
+from slrt.projections.regions import inside
 
 household_status = Table(
     "household_status",
@@ -479,17 +480,6 @@ class HouseholdStatusProjection(Projection):
 # -- queries --------------------------------------------------------------------
 
 
-def _region_filter(region: str) -> Any:
-    """A province, kabupaten/kota, kecamatan or desa code selects what lies inside it."""
-    if len(region) == 2:
-        return household_status.c.scope.like(f"{region}.%")
-    if len(region) == 5:
-        return household_status.c.scope == region
-    if len(region) == 8:
-        return household_status.c.kecamatan == region
-    return household_status.c.region == region
-
-
 def _rank_column() -> Any:
     """1 + the ranked households of the same scope before this one in (score, id) order;
     NULL for a household that is not ranked (removed, or not scored yet)."""
@@ -536,7 +526,7 @@ def list_households(
     """Households in a region, poorest first; `q` is a NIK / No. KK or part of a name/address."""
     query = select(household_status, _rank_column())
     if region:
-        query = query.where(_region_filter(region))
+        query = query.where(inside(household_status, region))
     if desil is not None:
         query = query.where(household_status.c.desil == desil)
     if status:

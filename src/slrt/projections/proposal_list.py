@@ -19,6 +19,7 @@ from sqlalchemy import (
 from slrt.db import UtcDateTime, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.projections.base import Projection
+from slrt.projections.regions import inside
 
 proposal_list = Table(
     "proposal_list",
@@ -118,15 +119,7 @@ def list_proposals(
     conn: Connection, *, region: str | None, status: str | None, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     query = select(proposal_list)
-    if region:
-        if len(region) == 2:
-            query = query.where(proposal_list.c.scope.like(f"{region}.%"))
-        elif len(region) == 5:
-            query = query.where(proposal_list.c.scope == region)
-        elif len(region) == 8:
-            query = query.where(proposal_list.c.kecamatan == region)
-        else:
-            query = query.where(proposal_list.c.region == region)
+    query = query.where(inside(proposal_list, region))
     if status:
         query = query.where(proposal_list.c.status == status)
     total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()

@@ -37,6 +37,7 @@ from slrt.db import UtcDateTime, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.domain.sla import TARGET_CLOCKS, ItemKind, SlaPolicyVersion
 from slrt.projections.base import Projection
+from slrt.projections.regions import inside
 
 sla_timers = Table(
     "sla_timers",
@@ -297,18 +298,6 @@ class SlaTimersProjection(Projection):
 # -- queries ------------------------------------------------------------------------
 
 
-def _in_region(region: str | None) -> Any:
-    if not region or region == "ID":
-        return True
-    if len(region) == 2:
-        return sla_timers.c.scope.like(f"{region}.%")
-    if len(region) == 5:
-        return sla_timers.c.scope == region
-    if len(region) == 8:
-        return sla_timers.c.kecamatan == region
-    return sla_timers.c.region == region
-
-
 def timer_state(row: dict[str, Any], now: datetime) -> str:
     """on_track / at_risk (under a quarter of the time left) / breached, or met / missed."""
     if row["state"] != "open":
@@ -331,7 +320,7 @@ def list_timers(
     offset: int,
 ) -> list[dict[str, Any]]:
     """Timers in a region, earliest deadline first, each with its state and time left."""
-    query = select(sla_timers).where(_in_region(region))
+    query = select(sla_timers).where(inside(sla_timers, region))
     if open_only or state in ("on_track", "at_risk", "breached"):
         query = query.where(sla_timers.c.state == "open")
     elif state in ("met", "missed"):
@@ -422,7 +411,9 @@ def timers_started_between(
 ) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(sla_timers).where(
-            _in_region(region), sla_timers.c.started_at >= start, sla_timers.c.started_at < end
+            inside(sla_timers, region),
+            sla_timers.c.started_at >= start,
+            sla_timers.c.started_at < end,
         )
     )
     return [dict(r._mapping) for r in rows]

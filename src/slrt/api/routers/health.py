@@ -20,6 +20,8 @@ def health(runtime: RuntimeDep) -> JSONResponse:
         for name, worker in runtime.workers.items():
             position = worker.position()
             projections[name] = {"position": position, "lag": max(0, head - position)}
+        outbox = runtime.processes.get("referral_outbox")
+        referral_outbox = outbox.status() if outbox is not None else None
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse(
@@ -28,5 +30,6 @@ def health(runtime: RuntimeDep) -> JSONResponse:
             "database": "postgresql" if runtime.settings.is_postgres else "sqlite",
             "events": head,
             "projections": projections,
+            "referral_outbox": referral_outbox,
         }
     )

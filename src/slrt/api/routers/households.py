@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from slrt.api.schemas.proposals import Page, RegionCode
 from slrt.domain.access import Action, authorize
 from slrt.domain.common import Role
 from slrt.domain.reference import kabupaten_of, mask_identifier, region_name
+from slrt.inspection import Inspector
 from slrt.projections.household_status import get_household_status, list_households
 from slrt.runtime import lookup_key
 
@@ -23,9 +25,17 @@ router = APIRouter(prefix="/api/v1/households", tags=["households"], responses=P
 
 @router.get("/{household_id}", response_model=HouseholdOut)
 def get_household(
-    household_id: UUID, runtime: RuntimeDep, actor: ActorDep, response: Response
+    household_id: UUID,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    response: Response,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="Replay: the household as the system knew it at this instant"),
+    ] = None,
 ) -> HouseholdOut:
-    """The household as recorded now; score, rank and desil as the ranking last derived them."""
+    """The household as recorded now; score, rank and desil as the ranking last derived them.
+    With `as_of`, the household, score, model version, rank and desil at that instant."""
     household = runtime.app.get_household(household_id)
     authorize(actor, Action.READ, household.region)
     if actor.role is Role.INSPECTOR:
@@ -36,6 +46,10 @@ def get_household(
             region=household.region,
         )
     reveal = reveals_identifiers(actor, household.region)
+    if as_of is not None:
+        return HouseholdOut(
+            **Inspector(runtime).household_as_of(household_id, as_of, reveal=reveal)
+        )
     shown = (lambda value: value) if reveal else mask_identifier
     with runtime.engine.connect() as conn:
         derived = get_household_status(conn, str(household_id)) or {}

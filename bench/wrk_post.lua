@@ -1,0 +1,38 @@
+-- POSTs the requests listed in a file ("PATH<TAB>BODY" per line), each thread taking
+-- every n-th line from its own offset, and prints one JSON line of results at the end.
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("offset", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  paths, bodies = {}, {}
+  for line in io.lines(args[1]) do
+    local p, b = line:match("([^\t]+)\t(.*)")
+    table.insert(paths, p)
+    table.insert(bodies, b)
+  end
+  headers = {["Content-Type"] = "application/json"}
+  if args[2] and args[2] ~= "" then headers["Authorization"] = "Bearer " .. args[2] end
+  step = tonumber(args[3])
+  next_index = offset
+end
+
+function request()
+  local k = (next_index % #bodies) + 1
+  next_index = next_index + step
+  return wrk.format("POST", paths[k], headers, bodies[k])
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    '{"requests": %d, "errors": %d, "seconds": %.3f, "p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f}\n',
+    summary.requests, errors, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end

@@ -1,0 +1,321 @@
+"""PostgreSQL persistence with a hash chain: the library's recorder plus one hash
+record per stored event, written by the same transaction that inserts the event.
+
+The library's append path is kept as it is (EXCLUSIVE table lock, so notification
+ids commit in order; insert; RETURNING notification_id). The hash records are added
+to the same pipeline right after the events' INSERT: PostgreSQL reads each
+aggregate's previous hash and computes `sha256(previous_hash || digest)` itself,
+so appending costs no extra round trip while the table lock is held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing import postgres as es_postgres
+from eventsourcing.persistence import ProgrammingError, StoredEvent
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from slrt.persistence.chain import (
+    GENESIS,
+    Anchor,
+    HashRecord,
+    Position,
+    event_digest,
+    extend_anchor,
+    seal,
+)
+
+#: Events hashed per statement when existing history is sealed.
+_SEAL_BATCH = 5_000
+
+
+class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder):
+    def __init__(
+        self,
+        datastore: es_postgres.PostgresDatastore,
+        *,
+        events_table_name: str = "stored_events",
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        if datastore.enable_db_functions:
+            # That path inserts through a database function and would skip the hashes.
+            msg = "POSTGRES_ENABLE_DB_FUNCTIONS cannot be used with the audited recorder"
+            raise ProgrammingError(msg)
+        prefix = events_table_name.removesuffix("_events")
+        self.hashes_table_name = f"{prefix}_event_hashes"
+        self.anchors_table_name = f"{prefix}_audit_anchors"
+        for name in (self.hashes_table_name, self.anchors_table_name):
+            self.check_identifier_length(name)
+        schema = Identifier(datastore.schema)
+        hashes = Identifier(self.hashes_table_name)
+        anchors = Identifier(self.anchors_table_name)
+        id_type = Identifier(datastore.originator_id_type)
+        names = {"schema": schema, "hashes": hashes, "anchors": anchors, "id_type": id_type}
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{hashes} ("
+                "originator_id {id_type} NOT NULL, "
+                "originator_version bigint NOT NULL, "
+                "notification_id bigint NOT NULL, "
+                "previous_hash bytea NOT NULL, "
+                "hash bytea NOT NULL, "
+                "PRIMARY KEY (originator_id, originator_version))"
+            ).format(**names),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{hashes} "
+                "(notification_id, originator_id, originator_version)"
+            ).format(index=Identifier(f"{self.hashes_table_name}_position_idx"), **names),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{anchors} ("
+                "anchor_id bigserial PRIMARY KEY, "
+                "recorded_at timestamptz NOT NULL, "
+                "max_notification_id bigint NOT NULL, "
+                "event_count bigint NOT NULL, "
+                "digest bytea NOT NULL, "
+                "note text)"
+            ).format(**names),
+        ]
+        # One statement per "layer" of a batch (an aggregate's 1st, 2nd, … new event),
+        # so each layer reads the previous layer's hashes. The notification id comes
+        # from the row just inserted, by primary key.
+        self._insert_hashes = SQL(
+            "INSERT INTO {schema}.{hashes} "
+            "(originator_id, originator_version, notification_id, previous_hash, hash) "
+            "SELECT k.originator_id, k.originator_version, e.notification_id, "
+            "p.previous_hash, sha256(p.previous_hash || k.digest) "
+            "FROM unnest(%s::{id_type}[], %s::bigint[], %s::bytea[]) "
+            "AS k(originator_id, originator_version, digest) "
+            "JOIN {schema}.{events} AS e "
+            "ON e.originator_id = k.originator_id "
+            "AND e.originator_version = k.originator_version "
+            "CROSS JOIN LATERAL (SELECT COALESCE(("
+            "SELECT h.hash FROM {schema}.{hashes} AS h "
+            "WHERE h.originator_id = k.originator_id "
+            "AND h.originator_version = k.originator_version - 1"
+            "), %s::bytea) AS previous_hash) AS p"
+        ).format(events=Identifier(self.events_table_name), **names)
+        self._insert_hash_rows = SQL(
+            "INSERT INTO {schema}.{hashes} "
+            "(originator_id, originator_version, notification_id, previous_hash, hash) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).format(**names)
+        self._select_hash_records = SQL(
+            "SELECT originator_id, originator_version, notification_id, previous_hash, hash "
+            "FROM {schema}.{hashes} "
+        ).format(**names)
+        self._order_hash_records = SQL(
+            " ORDER BY notification_id, originator_id, originator_version LIMIT %s"
+        )
+        self._max_hashed = SQL("SELECT MAX(notification_id) AS m FROM {schema}.{hashes}").format(
+            **names
+        )
+        self._select_anchors = SQL(
+            "SELECT * FROM {schema}.{anchors} ORDER BY max_notification_id, anchor_id"
+        ).format(**names)
+        self._insert_anchor = SQL(
+            "INSERT INTO {schema}.{anchors} "
+            "(recorded_at, max_notification_id, event_count, digest, note) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING anchor_id"
+        ).format(**names)
+        self._needs_sealing_statement = SQL(
+            "SELECT EXISTS(SELECT 1 FROM {schema}.{events}) AS events, "
+            "EXISTS(SELECT 1 FROM {schema}.{hashes}) AS hashes, "
+            "EXISTS(SELECT 1 FROM {schema}.{anchors}) AS anchors"
+        ).format(events=Identifier(self.events_table_name), **names)
+        self._select_events_to_seal = SQL(
+            "SELECT * FROM {schema}.{events} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(events=Identifier(self.events_table_name), **names)
+
+    def create_table(self) -> None:
+        super().create_table()
+        self._seal_existing_history()
+
+    def _insert_stored_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        # Lock, notify and insert the events (the library), then queue the hash
+        # records on the same connection and transaction; the library's
+        # pipeline.sync() that follows raises any error from either.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        hashes_cursor = curs.connection.cursor()
+        for layer in _layers(stored_events):
+            hashes_cursor.execute(
+                self._insert_hashes,
+                (
+                    [s.originator_id for s in layer],
+                    [s.originator_version for s in layer],
+                    [
+                        event_digest(s.originator_id, s.originator_version, s.topic, s.state)
+                        for s in layer
+                    ],
+                    GENESIS,
+                ),
+                prepare=True,
+            )
+
+    def _seal_existing_history(self) -> None:
+        """Hashes the events stored before this recorder was in use, once: only when
+        there are events but no hash record and no anchor at all. An anchor notes it,
+        because such history is only evidenced from now on."""
+        with self.datastore.transaction(commit=False) as curs:
+            if not self._needs_sealing(curs):
+                return
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            if self._needs_sealing(curs):
+                self._seal_all(curs)
+
+    def _needs_sealing(self, curs: Cursor[DictRow]) -> bool:
+        curs.execute(self._needs_sealing_statement)
+        row = curs.fetchone()
+        assert row is not None
+        return bool(row["events"]) and not row["hashes"] and not row["anchors"]
+
+    def _seal_all(self, curs: Cursor[DictRow]) -> None:
+        heads: dict[UUID | str, tuple[int, bytes]] = {}
+        digest, count, last = GENESIS, 0, 0
+        while True:
+            curs.execute(self._select_events_to_seal, (last, _SEAL_BATCH))
+            rows = curs.fetchall()
+            if not rows:
+                break
+            records = seal(
+                [
+                    (
+                        r["originator_id"],
+                        r["originator_version"],
+                        r["topic"],
+                        bytes(r["state"]),
+                        r["notification_id"],
+                    )
+                    for r in rows
+                ],
+                heads,
+            )
+            curs.executemany(
+                self._insert_hash_rows,
+                [
+                    (
+                        r.originator_id,
+                        r.originator_version,
+                        r.notification_id,
+                        r.previous_hash,
+                        r.hash,
+                    )
+                    for r in records
+                ],
+            )
+            for r in records:
+                digest = extend_anchor(digest, r.notification_id, r.hash)
+            count += len(records)
+            last = rows[-1]["notification_id"]
+        curs.execute(
+            self._insert_anchor,
+            (
+                datetime.now(UTC),
+                last,
+                count,
+                digest,
+                "sealed history stored before hashing was enabled",
+            ),
+        )
+
+    # -- read by slrt.audit ---------------------------------------------------------
+
+    def select_hash_records(self, after: Position | int | None, limit: int) -> Sequence[HashRecord]:
+        statement: Composed = self._select_hash_records
+        params: list[Any] = []
+        if isinstance(after, int):
+            statement += SQL("WHERE notification_id > %s")
+            params.append(after)
+        elif after is not None:
+            statement += SQL(
+                "WHERE (notification_id, originator_id, originator_version) > (%s, %s, %s)"
+            )
+            params += list(after)
+        statement += self._order_hash_records
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, params)
+            return [
+                HashRecord(
+                    originator_id=r["originator_id"],
+                    originator_version=r["originator_version"],
+                    notification_id=r["notification_id"],
+                    previous_hash=bytes(r["previous_hash"]),
+                    hash=bytes(r["hash"]),
+                )
+                for r in curs.fetchall()
+            ]
+
+    def max_hashed_notification_id(self) -> int | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._max_hashed)
+            row = curs.fetchone()
+            assert row is not None
+            value: int | None = row["m"]
+            return value
+
+    def select_anchors(self) -> Sequence[Anchor]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_anchors)
+            return [
+                Anchor(
+                    anchor_id=r["anchor_id"],
+                    recorded_at=r["recorded_at"],
+                    max_notification_id=r["max_notification_id"],
+                    event_count=r["event_count"],
+                    digest=bytes(r["digest"]),
+                    note=r["note"],
+                )
+                for r in curs.fetchall()
+            ]
+
+    def insert_anchor(
+        self,
+        *,
+        recorded_at: datetime,
+        max_notification_id: int,
+        event_count: int,
+        digest: bytes,
+        note: str | None,
+    ) -> int:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                self._insert_anchor,
+                (recorded_at, max_notification_id, event_count, digest, note),
+            )
+            row = curs.fetchone()
+            assert row is not None
+            anchor_id: int = row["anchor_id"]
+            return anchor_id
+
+
+def _layers(stored_events: Sequence[StoredEvent]) -> list[list[StoredEvent]]:
+    """Layer n holds each aggregate's n-th new event (by version) in this batch."""
+    by_aggregate: dict[UUID | str, list[StoredEvent]] = {}
+    for s in stored_events:
+        by_aggregate.setdefault(s.originator_id, []).append(s)
+    layers: list[list[StoredEvent]] = []
+    for events in by_aggregate.values():
+        for depth, s in enumerate(sorted(events, key=lambda e: e.originator_version)):
+            if depth == len(layers):
+                layers.append([])
+            layers[depth].append(s)
+    return layers
+
+
+class Factory(es_postgres.PostgresFactory):
+    """The library's PostgreSQL factory, with the hash-chained application recorder."""
+
+    application_recorder_class = AuditedPostgresApplicationRecorder
