@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 
 class Role(StrEnum):
@@ -78,3 +79,30 @@ class VersionMismatch(ConcurrentEdit):
     """The caller's expected version (If-Match) is not the current one."""
 
     title = "Version mismatch"
+
+
+def require_text(value: Any, *, field: str, max_length: int) -> str:
+    """A non-empty text of at most `max_length` characters, stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be a non-empty text", field=field)
+    if len(value.strip()) > max_length:
+        raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
+    return value.strip()
+
+
+def require_choice(enum: type[StrEnum], value: Any, *, field: str) -> str:
+    """One of an enumeration's values; the refusal lists them."""
+    try:
+        return enum(str(value)).value
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise InvalidInput(f"{field} must be one of {allowed}", field=field) from None
+
+
+def optional_uuid(value: Any, *, field: str) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidInput(f"{field} must be a UUID", field=field) from None

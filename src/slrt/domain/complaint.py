@@ -35,6 +35,9 @@ from eventsourcing.domain import Aggregate, event
 from lokal import parse_phone, partial_mask
 
 from slrt.domain.common import IllegalTransition, InvalidInput
+from slrt.domain.common import optional_uuid as _optional_uuid
+from slrt.domain.common import require_choice as _choice
+from slrt.domain.common import require_text as _text
 from slrt.domain.reference import mask_identifier, require_desa, require_region, validate_nik
 
 MAX_DESCRIPTION = 4000
@@ -109,35 +112,10 @@ class ComplaintNotOpen(ComplaintTransitionRefused):
     """The complaint is resolved or closed; reopen it first."""
 
 
-def _text(value: Any, *, field: str, max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{field} must be a non-empty text", field=field)
-    if len(value.strip()) > max_length:
-        raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
-    return value.strip()
-
-
 def _optional_text(value: Any, *, field: str, max_length: int = MAX_REASON) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return _text(value, field=field, max_length=max_length)
-
-
-def _choice(enum: type[StrEnum], value: Any, *, field: str) -> str:
-    try:
-        return enum(str(value)).value
-    except ValueError:
-        allowed = ", ".join(e.value for e in enum)
-        raise InvalidInput(f"{field} must be one of {allowed}", field=field) from None
-
-
-def _optional_uuid(value: Any, *, field: str) -> UUID | None:
-    if value is None or isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise InvalidInput(f"{field} must be a UUID", field=field) from None
 
 
 def validate_reporter(value: Any) -> dict[str, str] | None:

@@ -33,6 +33,8 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate, event
 
 from slrt.domain.common import IllegalTransition, InvalidInput
+from slrt.domain.common import optional_uuid as _optional_uuid
+from slrt.domain.common import require_text as _text
 from slrt.domain.reference import mask_identifier, require_desa, validate_nik
 
 MAX_REASON = 1000
@@ -92,23 +94,6 @@ class ReferralTransitionRefused(IllegalTransition):
 
 class ReferralClosed(ReferralTransitionRefused):
     """The referral was delivered, declined, expired or cancelled; nothing more happens."""
-
-
-def _text(value: Any, *, field: str, max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{field} must be a non-empty text", field=field)
-    if len(value.strip()) > max_length:
-        raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
-    return value.strip()
-
-
-def _optional_uuid(value: Any, *, field: str) -> UUID | None:
-    if value is None or isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise InvalidInput(f"{field} must be a UUID", field=field) from None
 
 
 def _member_nik(value: Any) -> str | None:
