@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=100, description="How long a batch waits for more commands"
     )
     group_commit_max_batch: int = Field(default=200, ge=1, le=10_000)
+    audit_anchor_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the audit_anchor process extends the anchor"
+    )
     sla_watch_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     sla_escalate_on_breach: bool = Field(
         default=True, description="A breached complaint goes up to the kecamatan, then kabupaten"

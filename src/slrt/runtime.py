@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from slrt.application import Clock, SlrtApplication, utc_now
+from slrt.audit_anchor import AnchorProcess
 from slrt.config import Settings
 from slrt.db import create_read_engine, metadata
 from slrt.domain import windows
@@ -92,6 +93,9 @@ def build_runtime(
         )
         app.on_recorded(worker.wake)
         runtime.workers[projection.name] = worker
+    runtime.processes[AnchorProcess.name] = AnchorProcess(
+        app, interval=settings.audit_anchor_interval_seconds
+    )
     runtime.processes[BreachWatcher.name] = BreachWatcher(
         app,
         engine,
