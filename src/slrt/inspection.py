@@ -588,17 +588,24 @@ def _summaries(result: dict[str, Any], region: str) -> dict[str, str]:
     scope = result["scope"]
     own = causes["own_data"]
     model = causes["model"]
+
+    def place_en(state: dict[str, Any]) -> str:
+        if state.get("rank") is None:
+            return "not ranked"
+        return f"rank {state['rank']} (desil {state['desil']}) of {state['population']}"
+
+    def place_id(state: dict[str, Any]) -> str:
+        if state.get("rank") is None:
+            return "belum/tidak masuk peringkat"
+        return f"peringkat {state['rank']} (desil {state['desil']}) dari {state['population']}"
+
     en = [
         f"Between {result['from']} and {result['to'] or 'now'}, household {hid} went from "
-        f"rank {before.get('rank')} (desil {before.get('desil')}) of "
-        f"{before.get('population')} to rank {after.get('rank')} (desil {after.get('desil')}) "
-        f"of {after.get('population')} in {scope}."
+        f"{place_en(before)} to {place_en(after)} in {scope}."
     ]
     idn = [
         f"Antara {result['from']} dan {result['to'] or 'sekarang'}, rumah tangga {hid} berpindah "
-        f"dari peringkat {before.get('rank')} (desil {before.get('desil')}) dari "
-        f"{before.get('population')} ke peringkat {after.get('rank')} "
-        f"(desil {after.get('desil')}) dari {after.get('population')} di {scope}."
+        f"dari {place_id(before)} ke {place_id(after)} di {scope}."
     ]
     if own:
         changed = sorted({c for o in own for c in (o["changed"] or [])})
