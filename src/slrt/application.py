@@ -8,7 +8,7 @@ where batching commits (group commit) can later be added.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -76,6 +76,9 @@ class Outcome:
     version: int
     #: True when this is the answer to an earlier send with the same Idempotency-Key.
     replayed: bool = False
+    #: The aggregate as the command left it (None for a replay), so the answer needs
+    #: no second read of what the command just wrote.
+    aggregate: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class SlrtApplication(Application[UUID]):
             submission_policy = windows.DEFAULT if enforced else windows.OPEN
         self.submission_policy = submission_policy
         self._listeners: list[Callable[[], None]] = []
+        self._sla_policy_stored = False
         super().__init__(env=settings.eventsourcing_env())
         self._committer: GroupCommitter | None = None
         if settings.group_commit:
@@ -139,7 +143,11 @@ class SlrtApplication(Application[UUID]):
                     log.info("command", command=command, outcome="replayed", user=actor.user_id)
                     return earlier
             decision = decide()
-            outcome = Outcome(id=decision.subject.id, version=decision.subject.version)
+            outcome = Outcome(
+                id=decision.subject.id,
+                version=decision.subject.version,
+                aggregate=decision.subject,
+            )
             save = list(decision.save)
             if idempotency is not None:
                 save.append(
@@ -281,9 +289,7 @@ class SlrtApplication(Application[UUID]):
                 actor=actor.as_record(),
                 timestamp=at,
             )
-            policy = self._sla_policy()
-            save: list[Aggregate] = [policy] if policy.pending_events else []
-            return Decision(save=[*save, proposal], subject=proposal)
+            return Decision(save=[*self._sla_policy_if_new(), proposal], subject=proposal)
 
         return self._execute("submit_proposal", actor, decide, idempotency)
 
@@ -559,6 +565,17 @@ class SlrtApplication(Application[UUID]):
             )
             return policy
 
+    def _sla_policy_if_new(self) -> list[Aggregate]:
+        """The default policy to save with a command that starts SLA clocks, if none is
+        stored yet. Once a policy is seen stored it always is, so it is not read again."""
+        if self._sla_policy_stored:
+            return []
+        policy = self._sla_policy()
+        if policy.pending_events:
+            return [policy]
+        self._sla_policy_stored = True
+        return []
+
     def get_sla_policy(self, version: int | None = None) -> SlaPolicy | None:
         try:
             return self._get(SlaPolicy, SlaPolicy.id_for(), "SLA policy", version)
@@ -744,9 +761,7 @@ class SlrtApplication(Application[UUID]):
                 timestamp=self.clock(),
             )
             # As for complaints: the default policy is stored before the first clock.
-            policy = self._sla_policy()
-            save: list[Aggregate] = [policy] if policy.pending_events else []
-            return Decision(save=[*save, referral], subject=referral)
+            return Decision(save=[*self._sla_policy_if_new(), referral], subject=referral)
 
         return self._execute("create_referral", actor, decide, idempotency)
 

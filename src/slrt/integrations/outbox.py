@@ -23,13 +23,13 @@ from uuid import UUID
 
 import structlog
 from kafka import KafkaProducer
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine
 
 from slrt.application import SlrtApplication
 from slrt.config import Settings
 from slrt.integrations import cloudevents
 from slrt.integrations.kafka import Topics, ensure_topics, make_producer
-from slrt.projections.base import PositionMoved, tracking
+from slrt.projections.base import PositionMoved, advance_position, read_position
 
 log = structlog.get_logger("slrt.outbox")
 
@@ -77,34 +77,11 @@ class ReferralOutbox:
 
     def position(self) -> int:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(tracking.c.notification_id).where(tracking.c.projection == self.name)
-            ).first()
-        return int(row[0]) if row else 0
+            return read_position(conn, self.name)
 
     def _advance(self, old: int, new: int) -> None:
-        """Compare-and-set, so two outboxes on one database cannot both move it."""
         with self.engine.begin() as conn:
-            if old == 0 and (
-                conn.execute(
-                    select(tracking.c.projection).where(tracking.c.projection == self.name)
-                ).first()
-                is None
-            ):
-                conn.execute(
-                    insert(tracking).values(
-                        projection=self.name, application=self.app.name, notification_id=new
-                    )
-                )
-                return
-            moved = conn.execute(
-                update(tracking)
-                .where(tracking.c.projection == self.name, tracking.c.notification_id == old)
-                .values(notification_id=new)
-            )
-            if moved.rowcount != 1:
-                msg = f"{self.name}: another outbox moved the position from {old}"
-                raise PositionMoved(msg)
+            advance_position(conn, self.name, self.app.name, old, new)
 
     def lag(self) -> int:
         """Notifications recorded but not yet looked at by the outbox."""

@@ -33,6 +33,38 @@ tracking = Table(
 )
 
 
+def read_position(conn: Connection, name: str) -> int:
+    """The last notification id the tracked process `name` has dealt with (0: none)."""
+    row = conn.execute(
+        select(tracking.c.notification_id).where(tracking.c.projection == name)
+    ).first()
+    return int(row[0]) if row else 0
+
+
+def advance_position(conn: Connection, name: str, application: str, old: int, new: int) -> None:
+    """Moves a tracked position from `old` to `new` by compare-and-set, so two processes
+    doing the same work cannot both move it; the loser gets PositionMoved."""
+    if old == 0:
+        exists = conn.execute(
+            select(tracking.c.projection).where(tracking.c.projection == name)
+        ).first()
+        if exists is None:
+            conn.execute(
+                insert(tracking).values(
+                    projection=name, application=application, notification_id=new
+                )
+            )
+            return
+    moved = conn.execute(
+        update(tracking)
+        .where(tracking.c.projection == name, tracking.c.notification_id == old)
+        .values(notification_id=new)
+    )
+    if moved.rowcount != 1:
+        msg = f"{name}: another worker moved the position from {old}"
+        raise PositionMoved(msg)
+
+
 class Projection(ABC):
     """A read model: applies events to its tables inside the caller's transaction."""
 
@@ -88,10 +120,7 @@ class ProjectionWorker:
             return self._position(conn)
 
     def _position(self, conn: Connection) -> int:
-        row = conn.execute(
-            select(tracking.c.notification_id).where(tracking.c.projection == self.name)
-        ).first()
-        return int(row[0]) if row else 0
+        return read_position(conn, self.name)
 
     def lag(self) -> int:
         """How many notifications are recorded but not yet applied."""
@@ -126,25 +155,7 @@ class ProjectionWorker:
         return len(notifications)
 
     def _advance(self, conn: Connection, old: int, new: int) -> None:
-        if old == 0:
-            exists = conn.execute(
-                select(tracking.c.projection).where(tracking.c.projection == self.name)
-            ).first()
-            if exists is None:
-                conn.execute(
-                    insert(tracking).values(
-                        projection=self.name, application=self.app.name, notification_id=new
-                    )
-                )
-                return
-        moved = conn.execute(
-            update(tracking)
-            .where(tracking.c.projection == self.name, tracking.c.notification_id == old)
-            .values(notification_id=new)
-        )
-        if moved.rowcount != 1:
-            msg = f"projection {self.name}: another worker moved the position from {old}"
-            raise PositionMoved(msg)
+        advance_position(conn, self.name, self.app.name, old, new)
 
     def catch_up(self) -> int:
         """Applies everything recorded so far; returns how many notifications it read."""

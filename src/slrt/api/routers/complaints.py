@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/complaints", tags=["complaints"], responses=P
 
 
 def _answer(runtime: RuntimeDep, outcome: Outcome, response: Response) -> ComplaintOut:
-    complaint = runtime.app.get_complaint(outcome.id, version=outcome.version)
+    complaint = outcome.aggregate or runtime.app.get_complaint(outcome.id, version=outcome.version)
     response.headers["ETag"] = f'"{complaint.version}"'
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -102,7 +102,7 @@ def _masked(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _answer(runtime: RuntimeDep, actor: Actor, outcome: Outcome, response: Response) -> ProposalOut:
     """The proposal as the command left it (the same answer again for a replayed key)."""
-    proposal = runtime.app.get_proposal(outcome.id, version=outcome.version)
+    proposal = outcome.aggregate or runtime.app.get_proposal(outcome.id, version=outcome.version)
     response.headers["ETag"] = f'"{proposal.version}"'
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"

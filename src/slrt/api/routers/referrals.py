@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"], responses=PRO
 
 
 def _answer(runtime: RuntimeDep, outcome: Outcome, response: Response) -> ReferralOut:
-    referral = runtime.app.get_referral(outcome.id, version=outcome.version)
+    referral = outcome.aggregate or runtime.app.get_referral(outcome.id, version=outcome.version)
     response.headers["ETag"] = f'"{referral.version}"'
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
