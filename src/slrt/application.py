@@ -914,7 +914,11 @@ class SlrtApplication(Application[UUID]):
         if referral.is_duplicate(item.message_id):
             return False
         agency = Actor(
-            user_id=f"agency:{item.agency}", role=Role.AGENCY, region="ID", agency=item.agency
+            user_id=f"agency:{item.agency}",
+            role=Role.AGENCY,
+            region="ID",
+            agency=item.agency,
+            request_id=item.message_id,
         )
         common: dict[str, Any] = {
             "message_id": item.message_id,

@@ -414,6 +414,7 @@ class Inspector:
             },
             "document": _plain(document, reveal=True) if document else None,
             "command": command,
+            "request_id": actor.get("request_id"),
             "caused_by_proposal": str(proposal_id) if proposal_id else None,
             "details": _plain(attributes, reveal=reveal),
         }

@@ -8,7 +8,15 @@ from typing import Any
 from slrt.domain.common import Actor, Role
 from tests.api.conftest import Api
 from tests.api.test_proposals_api import PROPOSALS, approve, register, submit, verify
-from tests.builders import ADMIN, INSPECTOR, OTHER_DESA, default_model, indicators
+from tests.builders import (
+    ADMIN,
+    FRONT_OFFICE,
+    INSPECTOR,
+    OTHER_DESA,
+    default_model,
+    household,
+    indicators,
+)
 from tests.conftest import Clock
 
 HOUSEHOLDS = "/api/v1/households"
@@ -62,6 +70,27 @@ def test_inspector_reads_the_timeline_and_the_read_is_recorded(api: Api, clock: 
         f"{HOUSEHOLDS}/{household_id}/history", INSPECTOR, params={"kind": "household"}
     ).json()
     assert [i["what"] for i in only["items"]] == ["Household.Registered"]
+
+
+def test_timeline_names_the_request_that_caused_each_event(api: Api, clock: Clock) -> None:
+    publish_model(api)
+    body = {"kind": "register", "household": household(deprived=8)}
+    submitted = api.post(PROPOSALS, FRONT_OFFICE, body, headers={"X-Request-ID": "req-submit-1"})
+    assert submitted.headers["X-Request-ID"] == "req-submit-1"
+    proposal_id = submitted.json()["id"]
+    assert approve(api, proposal_id).status_code == 200
+    verified = verify(api, proposal_id)
+    household_id = verified.json()["household_id"]
+    api.runtime.catch_up()
+
+    items = api.get(f"{HOUSEHOLDS}/{household_id}/history", INSPECTOR).json()["items"]
+
+    by_event = {i["what"]: i.get("request_id") for i in items}
+    assert by_event["Proposal.Submitted"] == "req-submit-1"
+    # Requests without the header get a generated id, answered in X-Request-ID.
+    assert by_event["Proposal.DinsosVerified"] == verified.headers["X-Request-ID"]
+    assert by_event["Household.Registered"] == verified.headers["X-Request-ID"]
+    assert by_event["Proposal.VillageApproved"] not in (None, by_event["Proposal.DinsosVerified"])
 
 
 def test_as_of_returns_the_household_as_the_system_knew_it(api: Api, clock: Clock) -> None:

@@ -114,6 +114,7 @@ def create_app(
     ) -> Response:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         request_id = request_id[:64]
+        request.state.request_id = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=request_id, method=request.method, path=request.url.path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -30,14 +31,17 @@ _bearer = HTTPBearer(
 
 
 def get_actor(
+    request: Request,
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """The caller, from a valid bearer token. Every endpoint but health and the
-    OpenAPI document needs one."""
+    """The caller, from a valid bearer token, with the request's id (recorded on every
+    event the request causes). Every endpoint but health and the OpenAPI document needs
+    one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send a bearer token: Authorization: Bearer <token>")
-    return actor_from_token(runtime.settings, credentials.credentials)
+    actor = actor_from_token(runtime.settings, credentials.credentials)
+    return replace(actor, request_id=getattr(request.state, "request_id", None))
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

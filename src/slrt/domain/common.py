@@ -28,6 +28,9 @@ class Actor:
     region: str
     #: An agency user's agency code (e.g. dinkes); None for every other role.
     agency: str | None = None
+    #: The request that carried the command (HTTP X-Request-ID, or the id of an agency's
+    #: CloudEvent), so an inspector can tie an event to the request and its log lines.
+    request_id: str | None = None
 
     def as_record(self) -> dict[str, str]:
         return {k: str(v) for k, v in asdict(self).items() if v is not None}
@@ -39,6 +42,7 @@ class Actor:
             role=Role(record["role"]),
             region=record["region"],
             agency=record.get("agency"),
+            request_id=record.get("request_id"),
         )
 
 
