@@ -47,6 +47,13 @@ class ScopeRanking:
     def __len__(self) -> int:
         return len(self._order)
 
+    def score_of(self, household_id: str) -> float | None:
+        return self._score.get(household_id)
+
+    def rows(self) -> dict[str, tuple[float, int]]:
+        """Every ranked household's (score, desil)."""
+        return {h: (s, self.desils[h]) for s, h in self._order}
+
     def rank_of(self, household_id: str) -> int:
         key = (self._score[household_id], household_id)
         return bisect.bisect_left(self._order, key) + 1

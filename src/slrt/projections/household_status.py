@@ -24,19 +24,17 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
-    or_,
     select,
     tuple_,
     update,
 )
 
-from slrt.db import UtcDateTime, metadata
+from slrt.db import HouseholdId, UtcDateTime, bulk_insert, metadata
 from slrt.domain.household import deprivation_count
 from slrt.domain.ranking import ScopeRanking
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
@@ -67,10 +65,6 @@ household_status = Table(
     Column("programmes", Text, nullable=False),
     Column("score", Float),
     Column("model_version", Integer),
-    # Rank is not stored: one household's move shifts the rank of every household it
-    # passes, so it is counted on read (an index on scope, status, score). The desil only
-    # changes for households at a desil boundary, so it is stored and kept current.
-    Column("desil", Integer, index=True),
     Column("registered_at", UtcDateTime(), nullable=False),
     Column("source", String(200)),
     Column("last_proposal_id", String(36)),
@@ -78,8 +72,24 @@ household_status = Table(
     Column("last_event_at", UtcDateTime(), nullable=False),
     Column("last_notification_id", Integer, nullable=False),
     Column("version", Integer, nullable=False),
-    Index("household_rank_order", "scope", "status", "score", "household_id"),
 )
+
+#: The ranked households (active and scored), narrow: a full re-rank rewrites a scope's
+#: rows here, not the wide `household_status` rows. Rank is not stored: one household's
+#: move shifts the rank of every household it passes, so it is counted on read (the
+#: (scope, score, household_id) index). The desil only changes for households at a desil
+#: boundary, so it is stored and kept current.
+household_ranking = Table(
+    "household_ranking",
+    metadata,
+    Column("household_id", HouseholdId, primary_key=True),
+    Column("scope", String(5), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("desil", Integer, nullable=False),
+    Index("household_ranking_order", "scope", "score", "household_id"),
+    Index("household_ranking_desil", "scope", "desil"),
+)
+_RANKING_COLUMNS = ("household_id", "scope", "score", "desil")
 
 household_lookup = Table(
     "household_lookup",
@@ -129,15 +139,21 @@ _HANDLED = {
 
 class HouseholdStatusProjection(Projection):
     name = "household_status"
-    tables = (household_status, household_lookup, ranking_scopes, scoring_versions)
+    tables = (
+        household_status,
+        household_ranking,
+        household_lookup,
+        ranking_scopes,
+        scoring_versions,
+    )
     handles = frozenset(_HANDLED)
 
     def __init__(self, lookup_key: bytes) -> None:
         self.lookup_key = lookup_key
         self._rescore_all = False
         self._rankings: dict[str, ScopeRanking] = {}
-        self._desil_writes: dict[str, int | None] = {}
-        self._touched_scopes: set[str] = set()
+        #: Households whose ranking row (score or desil) must be rewritten, by scope.
+        self._ranking_writes: dict[str, set[str]] = {}
         self._pending: list[tuple[Any, int]] = []
         self._rows: dict[str, dict[str, Any]] = {}
         self._new: set[str] = set()
@@ -148,8 +164,7 @@ class HouseholdStatusProjection(Projection):
     def reset_cache(self) -> None:
         """Forget what is kept in memory (after a rollback, or another worker's batch)."""
         self._rankings.clear()
-        self._desil_writes.clear()
-        self._touched_scopes.clear()
+        self._ranking_writes.clear()
         self._pending.clear()
         self._rows = {}
         self._model = None
@@ -169,11 +184,14 @@ class HouseholdStatusProjection(Projection):
         return ranking
 
     def _place(self, conn: Connection, scope: str, household_id: str, score: float | None) -> None:
-        """Moves one household in its scope's ranking; remembers the desils that changed."""
+        """Moves one household in its scope's ranking; remembers the rows to rewrite (its
+        own, and those whose desil changed)."""
         if self._rescore_all:
             return  # the whole ranking is rebuilt at the end of the batch
-        self._desil_writes.update(self._ranking(conn, scope).set_score(household_id, score))
-        self._touched_scopes.add(scope)
+        changed = self._ranking(conn, scope).set_score(household_id, score)
+        writes = self._ranking_writes.setdefault(scope, set())
+        writes.add(household_id)
+        writes.update(changed)
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         """Events are kept until the end of the batch, then applied in memory to the rows
@@ -190,25 +208,19 @@ class HouseholdStatusProjection(Projection):
         for event, notification_id in pending:
             handler = getattr(self, _HANDLED[type(event).__qualname__])
             handler(conn, event, notification_id)
-        for hid, desil_value in list(self._desil_writes.items()):
-            if hid in self._rows:
-                self._rows[hid]["desil"] = desil_value
-                self._changed.add(hid)
-                del self._desil_writes[hid]
         self._flush_rows(conn)
         if self._rescore_all:
             self._rescore(conn)
             self._rankings.clear()
-            self._desil_writes.clear()
+            self._ranking_writes.clear()
             scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
             for scope in scopes:
                 self.rerank(conn, scope)
         else:
-            self._write_desils(conn, self._desil_writes)
-            for scope in self._touched_scopes:
+            for scope, hids in self._ranking_writes.items():
+                self._write_ranking(conn, scope, hids)
                 self._record_population(conn, scope, len(self._ranking(conn, scope)))
-        self._desil_writes.clear()
-        self._touched_scopes.clear()
+        self._ranking_writes.clear()
         self._rescore_all = False
         self._rows = {}
 
@@ -238,8 +250,8 @@ class HouseholdStatusProjection(Projection):
             chunk = changed[start : start + 5000]
             conn.execute(delete(household_status).where(household_status.c.household_id.in_(chunk)))
         rows = new + [self._rows[h] for h in changed]
-        if rows:
-            conn.execute(insert(household_status), rows)
+        columns = [c.name for c in household_status.columns]
+        bulk_insert(conn, household_status, columns, [tuple(r[c] for c in columns) for r in rows])
         replaced = sorted(self._lookups)
         for kind in ("nik", "kk"):
             hids = [h for h, k in replaced if k == kind]
@@ -324,7 +336,6 @@ class HouseholdStatusProjection(Projection):
             "registered_at": event.timestamp,
             "source": event.source,
             "last_proposal_id": str(event.proposal_id) if event.proposal_id else None,
-            "desil": None,
             **scored,
             **self._touched(event, notification_id),
         }
@@ -410,21 +421,26 @@ class HouseholdStatusProjection(Projection):
         self._model = ModelVersion.from_record(event.model)
         self._rescore_all = True
 
-    @staticmethod
-    def _write_desils(conn: Connection, desils: dict[str, int | None]) -> None:
-        """One UPDATE per desil value (in chunks), not one per household: a full re-rank
-        rewrites up to every row of a scope."""
-        by_desil: dict[int | None, list[str]] = {}
-        for hid, value in desils.items():
-            by_desil.setdefault(value, []).append(hid)
-        for value, hids in by_desil.items():
-            hids.sort()
-            for start in range(0, len(hids), 5000):
-                conn.execute(
-                    update(household_status)
-                    .where(household_status.c.household_id.in_(hids[start : start + 5000]))
-                    .values(desil=value)
+    def _write_ranking(self, conn: Connection, scope: str, hids: set[str]) -> None:
+        """Rewrites these households' ranking rows from the scope's ranking in memory."""
+        ranking = self._ranking(conn, scope)
+        ordered = sorted(hids)
+        for start in range(0, len(ordered), 5000):
+            conn.execute(
+                delete(household_ranking).where(
+                    household_ranking.c.household_id.in_(ordered[start : start + 5000])
                 )
+            )
+        bulk_insert(
+            conn,
+            household_ranking,
+            _RANKING_COLUMNS,
+            [
+                (hid, scope, score, ranking.desils[hid])
+                for hid in ordered
+                if (score := ranking.score_of(hid)) is not None
+            ],
+        )
 
     def _record_population(self, conn: Connection, scope: str, population: int) -> None:
         model = self._current_model(conn)
@@ -455,25 +471,33 @@ class HouseholdStatusProjection(Projection):
             )
 
     def rerank(self, conn: Connection, scope: str) -> None:
-        """Ranks a whole scope again (after a new model version); writes only the desils
-        that changed."""
+        """Ranks a whole scope again (after a new model version) and writes the ranking
+        rows that changed; when many did, the scope's rows are replaced in bulk."""
+        ranking = self._ranking(conn, scope)
         stored = {
-            r[0]: r[1]
+            r[0]: (r[1], r[2])
             for r in conn.execute(
-                select(household_status.c.household_id, household_status.c.desil).where(
-                    household_status.c.scope == scope
-                )
+                select(
+                    household_ranking.c.household_id,
+                    household_ranking.c.score,
+                    household_ranking.c.desil,
+                ).where(household_ranking.c.scope == scope)
             )
         }
-        ranking = self._ranking(conn, scope)
-        self._write_desils(
-            conn,
-            {
-                hid: ranking.desils.get(hid)
-                for hid, desil in stored.items()
-                if ranking.desils.get(hid) != desil
-            },
+        wanted = ranking.rows()
+        changed = {h for h, row in wanted.items() if stored.get(h) != row} | (
+            stored.keys() - wanted.keys()
         )
+        if len(changed) > len(wanted) // 4:
+            conn.execute(delete(household_ranking).where(household_ranking.c.scope == scope))
+            bulk_insert(
+                conn,
+                household_ranking,
+                _RANKING_COLUMNS,
+                [(h, scope, s, d) for h, (s, d) in wanted.items()],
+            )
+        else:
+            self._write_ranking(conn, scope, changed)
         self._record_population(conn, scope, len(ranking))
 
 
@@ -483,27 +507,35 @@ class HouseholdStatusProjection(Projection):
 def _rank_column() -> Any:
     """1 + the ranked households of the same scope before this one in (score, id) order;
     NULL for a household that is not ranked (removed, or not scored yet)."""
-    other = household_status.alias("other")
+    other = household_ranking.alias("other")
     ahead = (
         select(func.count())
         .where(
-            other.c.scope == household_status.c.scope,
-            other.c.status == "active",
-            # A row comparison, so the (scope, status, score, household_id) index serves it.
+            other.c.scope == household_ranking.c.scope,
+            # A row comparison, so the (scope, score, household_id) index serves it.
             tuple_(other.c.score, other.c.household_id)
-            < tuple_(household_status.c.score, household_status.c.household_id),
+            < tuple_(household_ranking.c.score, household_ranking.c.household_id),
         )
         .scalar_subquery()
     )
-    ranked = and_(household_status.c.status == "active", household_status.c.score.is_not(None))
+    ranked = household_ranking.c.household_id.is_not(None)
     return case((ranked, ahead + 1), else_=None).label("rank")
+
+
+def _with_ranking() -> Any:
+    """household_status with its ranking row (desil, and what the rank is counted from)."""
+    return household_status.outerjoin(
+        household_ranking, household_ranking.c.household_id == household_status.c.household_id
+    )
 
 
 def get_household_status(conn: Connection, household_id: str) -> dict[str, Any] | None:
     row = conn.execute(
-        select(household_status, _rank_column(), ranking_scopes.c.population)
+        select(
+            household_status, household_ranking.c.desil, _rank_column(), ranking_scopes.c.population
+        )
         .select_from(
-            household_status.outerjoin(
+            _with_ranking().outerjoin(
                 ranking_scopes, ranking_scopes.c.scope == household_status.c.scope
             )
         )
@@ -524,11 +556,13 @@ def list_households(
     offset: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Households in a region, poorest first; `q` is a NIK / No. KK or part of a name/address."""
-    query = select(household_status, _rank_column())
+    query = select(household_status, household_ranking.c.desil, _rank_column()).select_from(
+        _with_ranking()
+    )
     if region:
         query = query.where(inside(household_status, region))
     if desil is not None:
-        query = query.where(household_status.c.desil == desil)
+        query = query.where(household_ranking.c.desil == desil)
     if status:
         query = query.where(household_status.c.status == status)
     if q:
@@ -548,12 +582,11 @@ def list_households(
         query.with_only_columns(household_status.c.household_id).subquery()
     )
     total = conn.execute(counted).scalar_one()
-    unranked = or_(household_status.c.status != "active", household_status.c.score.is_(None))
     rows = conn.execute(
         query.order_by(
-            unranked,
+            household_ranking.c.household_id.is_(None),
             household_status.c.scope,
-            household_status.c.score,
+            household_ranking.c.score,
             household_status.c.household_id,
         )
         .limit(limit)

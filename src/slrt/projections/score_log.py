@@ -44,14 +44,10 @@ from sqlalchemy import (
     update,
 )
 
-from slrt.db import UtcDateTime, metadata
+from slrt.db import HouseholdId, UtcDateTime, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.domain.scoring import ModelVersion
 from slrt.projections.base import Projection
-
-#: Ties are ordered by household id as Python orders strings (ADR 0002); PostgreSQL's
-#: default collation would order them otherwise, so the ids compare bytewise ("C").
-HouseholdId = String(36).with_variant(String(36, collation="C"), "postgresql")
 
 score_log = Table(
     "score_log",
