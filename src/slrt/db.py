@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Connection,
     DateTime,
     Dialect,
@@ -15,9 +16,11 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    any_,
     create_engine,
     event,
     insert,
+    literal,
 )
 
 from slrt.config import Settings
@@ -27,6 +30,15 @@ metadata = MetaData()
 #: Ties are ordered by household id as Python orders strings (ADR 0002); PostgreSQL's
 #: default collation would order them otherwise, so the ids compare bytewise ("C").
 HouseholdId = String(36).with_variant(String(36, collation="C"), "postgresql")
+
+
+def among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+    """`column IN values` for a long list of ids: one array parameter on PostgreSQL
+    (`= ANY(...)`), where an expanded IN list of thousands of parameters costs more to
+    build and parse than to run; an IN list on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(list(values), ARRAY(String)))
+    return column.in_(list(values))
 
 
 def bulk_insert(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+from functools import lru_cache
 from uuid import UUID
 
 
@@ -24,10 +25,11 @@ def rank_scope(scores: Iterable[tuple[UUID | str, float]]) -> dict[str, tuple[in
     return {hid: (rank, desil(rank, population)) for rank, (_, hid) in enumerate(ordered, 1)}
 
 
-def desil_boundaries(population: int) -> list[int]:
+@lru_cache(maxsize=64)
+def desil_boundaries(population: int) -> tuple[int, ...]:
     """The first rank of each desil 2..10 (desil d starts at the first r with
     10(r−1) ≥ (d−1)n)."""
-    return [-(-((d - 1) * population) // 10) + 1 for d in range(2, 11)]
+    return tuple(-(-((d - 1) * population) // 10) + 1 for d in range(2, 11))
 
 
 class ScopeRanking:

@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from slrt.db import HouseholdId, UtcDateTime, bulk_insert, metadata
+from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata
 from slrt.domain.household import deprivation_count
 from slrt.domain.ranking import ScopeRanking
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
@@ -238,7 +238,7 @@ class HouseholdStatusProjection(Projection):
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
             for row in conn.execute(
-                select(household_status).where(household_status.c.household_id.in_(chunk))
+                select(household_status).where(among(conn, household_status.c.household_id, chunk))
             ):
                 rows[row.household_id] = dict(row._mapping)
         return rows
@@ -248,7 +248,9 @@ class HouseholdStatusProjection(Projection):
         changed = sorted(self._changed - self._new)
         for start in range(0, len(changed), 5000):
             chunk = changed[start : start + 5000]
-            conn.execute(delete(household_status).where(household_status.c.household_id.in_(chunk)))
+            conn.execute(
+                delete(household_status).where(among(conn, household_status.c.household_id, chunk))
+            )
         rows = new + [self._rows[h] for h in changed]
         columns = [c.name for c in household_status.columns]
         bulk_insert(conn, household_status, columns, [tuple(r[c] for c in columns) for r in rows])
@@ -258,7 +260,7 @@ class HouseholdStatusProjection(Projection):
             for start in range(0, len(hids), 5000):
                 conn.execute(
                     delete(household_lookup).where(
-                        household_lookup.c.household_id.in_(hids[start : start + 5000]),
+                        among(conn, household_lookup.c.household_id, hids[start : start + 5000]),
                         household_lookup.c.kind == kind,
                     )
                 )
@@ -428,7 +430,7 @@ class HouseholdStatusProjection(Projection):
         for start in range(0, len(ordered), 5000):
             conn.execute(
                 delete(household_ranking).where(
-                    household_ranking.c.household_id.in_(ordered[start : start + 5000])
+                    among(conn, household_ranking.c.household_id, ordered[start : start + 5000])
                 )
             )
         bulk_insert(

@@ -16,7 +16,7 @@ from sqlalchemy import (
     select,
 )
 
-from slrt.db import UtcDateTime, metadata
+from slrt.db import UtcDateTime, among, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.projections.base import Projection
 from slrt.projections.regions import inside
@@ -72,14 +72,16 @@ class ProposalListProjection(Projection):
         rows: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
-            query = select(proposal_list).where(proposal_list.c.proposal_id.in_(chunk))
+            query = select(proposal_list).where(among(conn, proposal_list.c.proposal_id, chunk))
             rows.update({r.proposal_id: dict(r._mapping) for r in conn.execute(query)})
         existing = set(rows)
         for event in events:
             self._apply_to(rows, event)
         for start in range(0, len(ids), 5000):
             chunk = [i for i in ids[start : start + 5000] if i in existing]
-            conn.execute(delete(proposal_list).where(proposal_list.c.proposal_id.in_(chunk)))
+            conn.execute(
+                delete(proposal_list).where(among(conn, proposal_list.c.proposal_id, chunk))
+            )
         if rows:
             conn.execute(insert(proposal_list), [rows[k] for k in sorted(rows)])
 
