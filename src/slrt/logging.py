@@ -24,6 +24,11 @@ _PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)8\d{1,2}[\s.-]?\d{3,4}[\s.-]?\d{3,5
 
 # Something that could be a NIK, No. KK or phone: 9+ characters of digits and separators,
 # not inside a longer number or a dashed id (so UUIDs and request ids cost nothing).
+#: A Kemendagri region code (province, kabupaten/kota, kecamatan, desa): at most ten
+#: digits in fixed dotted groups, so never a NIK, No. KK or phone number. Most log lines
+#: carry one (the actor's region), and it would otherwise send each line through the
+#: detector.
+_REGION_CODE = re.compile(r"\d{2}(?:\.\d{2}(?:\.\d{2}(?:\.\d{4})?)?)?")
 _CANDIDATE = re.compile(r"(?<![\d-])\+?\d[\d\s.-]{7,}\d(?!\d)")
 
 
@@ -34,7 +39,7 @@ def mask_text(text: str) -> str:
     only on text with a long run of digits, since it costs about half a millisecond; the
     regular expressions are a cheap backstop for anything it leaves.
     """
-    if not _CANDIDATE.search(text):
+    if _REGION_CODE.fullmatch(text) or not _CANDIDATE.search(text):
         return text
     text = Samaran(mode="partial", types=["NIK", "KK", "PHONE"]).mask(text).text
     text = _LONG_ID.sub(lambda m: f"{m.group(1)}********{m.group(4)}", text)

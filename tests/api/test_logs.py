@@ -30,6 +30,13 @@ def test_identifiers_are_masked_in_free_text(text: str) -> None:
     assert len(digits) <= 8
 
 
+@pytest.mark.parametrize("code", ["64", "64.74", "64.74.01", "64.74.01.1001"])
+def test_a_region_code_on_its_own_is_left_as_it_is(code: str) -> None:
+    assert mask_text(code) == code
+    beside_a_nik = mask_text(f"region {code} nik 6474011508800001")
+    assert "6474011508800001" not in beside_a_nik and code in beside_a_nik
+
+
 def test_a_full_scenario_logs_no_full_nik(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(api.runtime.settings.model_copy(update={"log_format": "json"}))
     try:
