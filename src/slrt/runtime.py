@@ -13,6 +13,7 @@ from slrt.audit_anchor import AnchorProcess
 from slrt.config import Settings
 from slrt.db import create_read_engine, metadata
 from slrt.domain import windows
+from slrt.notify import EventListener
 from slrt.projections.base import Projection, ProjectionWorker
 from slrt.projections.complaint_list import ComplaintListProjection
 from slrt.projections.event_index import EventIndexProjection
@@ -49,14 +50,33 @@ class Runtime:
     workers: dict[str, ProjectionWorker] = field(default_factory=dict)
     #: Other background processes (the SLA breach watcher; later the outbox and inbox).
     processes: dict[str, Any] = field(default_factory=dict)
+    #: On PostgreSQL, wakes the started workers when any process records events.
+    listener: EventListener | None = None
 
     def worker_names(self) -> list[str]:
         return [*self.workers, *self.processes]
 
     def start_workers(self, names: list[str] | None = None) -> None:
-        for name, worker in {**self.workers, **self.processes}.items():
-            if names is None or name in names:
-                worker.start()
+        started = [
+            worker
+            for name, worker in {**self.workers, **self.processes}.items()
+            if names is None or name in names
+        ]
+        for worker in started:
+            worker.start()
+        if started and self.settings.is_postgres and self.listener is None:
+
+            def wake() -> None:
+                for worker in started:
+                    worker.wake()
+
+            self.listener = EventListener(
+                self.settings.database_url,
+                self.app.recorder.channel_name,  # type: ignore[attr-defined]
+                wake,
+                retry_seconds=self.settings.projection_poll_interval_seconds,
+            )
+            self.listener.start()
 
     def catch_up(self) -> None:
         """Applies every recorded event to every projection (tests, CLI, rebuild)."""
@@ -64,6 +84,9 @@ class Runtime:
             worker.catch_up()
 
     def stop_workers(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         for worker in [*self.processes.values(), *self.workers.values()]:
             worker.stop()
 

@@ -31,5 +31,8 @@ def health(runtime: RuntimeDep) -> JSONResponse:
             "events": head,
             "projections": projections,
             "referral_outbox": referral_outbox,
+            # PostgreSQL: whether this process's workers are woken by other processes'
+            # commits (null when it runs no workers; they poll either way).
+            "listening": runtime.listener.listening if runtime.listener else None,
         }
     )
