@@ -124,6 +124,7 @@ def build_runtime(
             poll_interval=settings.projection_poll_interval_seconds,
         )
         app.on_recorded(worker.wake)
+        worker.check_version()
         runtime.workers[projection.name] = worker
     runtime.processes[AnchorProcess.name] = AnchorProcess(
         app, interval=settings.audit_anchor_interval_seconds

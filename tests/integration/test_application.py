@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from slrt.config import Settings
 from slrt.domain.access import Forbidden
@@ -16,7 +16,12 @@ from slrt.domain.common import InvalidInput, VersionMismatch
 from slrt.domain.household import HouseholdRemoved
 from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
 from slrt.domain.windows import OutsideSubmissionWindow
-from slrt.projections.household_status import get_household_status, household_status
+from slrt.projections.base import projection_versions
+from slrt.projections.household_status import (
+    get_household_status,
+    household_ranking,
+    household_status,
+)
 from slrt.projections.proposal_list import proposal_list
 from slrt.runtime import Runtime, build_runtime
 from tests.builders import (
@@ -363,7 +368,7 @@ class ApplicationScenarios:
         with runtime.engine.connect() as conn:
             return {
                 table.name: sorted(tuple(r) for r in conn.execute(select(table)))
-                for table in (household_status, proposal_list)
+                for table in (household_status, household_ranking, proposal_list)
             }
 
     def test_a_restarted_projection_resumes_where_it_stopped(
@@ -382,6 +387,34 @@ class ApplicationScenarios:
             self.register(second)
             assert second.workers["household_status"].catch_up() == 5  # submit..apply
             assert self.household_rows(second) == 2
+        finally:
+            second.close()
+
+    def test_a_projection_of_another_version_is_rebuilt_when_the_runtime_starts(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        first = build_runtime(settings, clock=clock)
+        self.publish_model(first)
+        for deprived in (3, 9, 12):
+            self.register(first, deprived=deprived)
+        live = self._snapshot(first)
+        score_position = first.workers["score_log"].position()
+        # As a store projected by an older household_status would be: version 1, and
+        # rows the new version would not have written that way.
+        with first.engine.begin() as conn:
+            conn.execute(
+                update(projection_versions)
+                .where(projection_versions.c.projection == "household_status")
+                .values(version=1)
+            )
+            conn.execute(household_ranking.delete())
+        first.close()
+
+        second = build_runtime(settings, clock=clock)
+        try:
+            assert second.workers["household_status"].position() == 0
+            assert second.workers["score_log"].position() == score_position
+            assert self._snapshot(second) == live
         finally:
             second.close()
 

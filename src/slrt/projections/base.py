@@ -33,6 +33,15 @@ tracking = Table(
 )
 
 
+#: The version of each projection's tables and rules the stored rows were made with.
+projection_versions = Table(
+    "projection_versions",
+    metadata,
+    Column("projection", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
 def read_position(conn: Connection, name: str) -> int:
     """The last notification id the tracked process `name` has dealt with (0: none)."""
     row = conn.execute(
@@ -73,6 +82,10 @@ class Projection(ABC):
     #: The event names (e.g. "Household.Registered") it applies; empty means every event.
     #: Others are skipped without being decoded (or decrypted).
     handles: frozenset[str] = frozenset()
+    #: Raised whenever a change makes rows projected before it wrong or incomplete (new
+    #: tables, changed rules, a fixed bug): stores projected with another version are
+    #: rebuilt from zero when the runtime starts.
+    version: int = 1
 
     @abstractmethod
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
@@ -197,12 +210,51 @@ class ProjectionWorker:
             self._wake.clear()
         log.info("projection.stopped", projection=self.name, position=self.position())
 
+    def check_version(self) -> bool:
+        """Rebuilds from zero (empties the tables and position; the workers then replay)
+        when the stored rows were projected by another version of the projection; rows
+        from before versions were recorded count as version 1. True if it reset."""
+        wanted = self.projection.version
+        with self.engine.begin() as conn:
+            stored = conn.execute(
+                select(projection_versions.c.version).where(
+                    projection_versions.c.projection == self.name
+                )
+            ).scalar()
+            if stored is None:
+                stored = 1 if read_position(conn, self.name) else wanted
+                conn.execute(
+                    insert(projection_versions).values(projection=self.name, version=wanted)
+                )
+            elif stored != wanted:
+                conn.execute(
+                    update(projection_versions)
+                    .where(projection_versions.c.projection == self.name)
+                    .values(version=wanted)
+                )
+            if stored == wanted:
+                return False
+            log.warning(
+                "projection.version_changed",
+                projection=self.name,
+                stored=stored,
+                version=wanted,
+                action="rebuilding from zero",
+            )
+            self._empty(conn)
+        self.projection.reset_cache()
+        self._committed = None
+        return True
+
+    def _empty(self, conn: Connection) -> None:
+        for table in self.projection.tables:
+            conn.execute(table.delete())
+        conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+
     def reset(self) -> None:
         """Empties the projection's tables and position, for a rebuild from zero."""
         with self.engine.begin() as conn:
-            for table in self.projection.tables:
-                conn.execute(table.delete())
-            conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+            self._empty(conn)
         self.projection.reset_cache()
         self._committed = None
 

@@ -147,6 +147,8 @@ class HouseholdStatusProjection(Projection):
         scoring_versions,
     )
     handles = frozenset(_HANDLED)
+    #: 2: ranked households' score and desil moved to household_ranking.
+    version = 2
 
     def __init__(self, lookup_key: bytes) -> None:
         self.lookup_key = lookup_key

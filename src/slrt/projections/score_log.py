@@ -170,6 +170,8 @@ class ScoreLogProjection(Projection):
             "ScoringModel.VersionPublished",
         }
     )
+    #: 2: rows chain to the household's previous row across batches (prev_nid).
+    version = 2
 
     def __init__(self) -> None:
         self._reset(None)
