@@ -296,9 +296,13 @@ class InspectionScenarios:
                 )
             ).all()
         previous: dict[str, int | None] = {}
+        following: dict[tuple[str, int | None], int] = {}
         for row in rows:
             assert row.prev_nid == previous.get(row.household_id), row
+            following[(row.household_id, row.prev_nid)] = row.notification_id
             previous[row.household_id] = row.notification_id
+        for row in rows:
+            assert row.next_nid == following.get((row.household_id, row.notification_id)), row
         stamps = sorted(
             runtime.app.mapper.to_domain_event(n).timestamp
             for n in runtime.app.recorder.select_notifications(start=1, limit=10_000)
@@ -308,6 +312,12 @@ class InspectionScenarios:
             first = rebuilt_by_hand(runtime, start)
             for hid in hids:
                 assert_explained_as_by_hand(inspector, hid, start, clock.now, first, last)
+        for end in stamps[-12::4]:
+            last = rebuilt_by_hand(runtime, end)
+            for start in [s for s in stamps[::4] if s <= end]:
+                first = rebuilt_by_hand(runtime, start)
+                for hid in hids:
+                    assert_explained_as_by_hand(inspector, hid, start, end, first, last)
 
     def test_as_of_now_agrees_with_the_household_status_projection(
         self, runtime: Runtime, clock: Clock, inspector: Inspector

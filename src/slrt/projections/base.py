@@ -211,9 +211,10 @@ class ProjectionWorker:
         log.info("projection.stopped", projection=self.name, position=self.position())
 
     def check_version(self) -> bool:
-        """Rebuilds from zero (empties the tables and position; the workers then replay)
-        when the stored rows were projected by another version of the projection; rows
-        from before versions were recorded count as version 1. True if it reset."""
+        """Rebuilds from zero (creates the tables again and forgets the position; the
+        workers then replay) when the stored rows were projected by another version of
+        the projection; rows from before versions were recorded count as version 1.
+        True if it reset."""
         wanted = self.projection.version
         with self.engine.begin() as conn:
             stored = conn.execute(
@@ -241,7 +242,12 @@ class ProjectionWorker:
                 version=wanted,
                 action="rebuilding from zero",
             )
-            self._empty(conn)
+            # Created again, not only emptied: the new version may have new columns.
+            for table in reversed(self.projection.tables):
+                table.drop(conn, checkfirst=True)
+            for table in self.projection.tables:
+                table.create(conn)
+            conn.execute(tracking.delete().where(tracking.c.projection == self.name))
         self.projection.reset_cache()
         self._committed = None
         return True

@@ -68,6 +68,9 @@ score_log = Table(
     # The household's previous row: the first row of a household after N is the one
     # whose prev_nid is at most N, found by a filter instead of a grouping.
     Column("prev_nid", Integer),
+    # The household's next row (NULL for its latest): its last row up to N is the one
+    # whose next_nid is NULL or after N, again a filter.
+    Column("next_nid", Integer),
     Index(
         "ix_score_log_scope_notification",
         "scope",
@@ -79,10 +82,10 @@ score_log = Table(
     # group by id are found without sorting the group (PostgreSQL only: on SQLite the
     # primary key already is this index).
     Index(
-        "ix_score_log_household_cover",
+        "ix_score_log_household_chain",
         "household_id",
         "notification_id",
-        postgresql_include=["scope", "prev_nid", "old_score", "new_score"],
+        postgresql_include=["scope", "prev_nid", "next_nid", "old_score", "new_score"],
     ).ddl_if(dialect="postgresql"),
 )
 
@@ -171,7 +174,8 @@ class ScoreLogProjection(Projection):
         }
     )
     #: 2: rows chain to the household's previous row across batches (prev_nid).
-    version = 2
+    #: 3: and to its next row (next_nid).
+    version = 3
 
     def __init__(self) -> None:
         self._reset(None)
@@ -185,6 +189,10 @@ class ScoreLogProjection(Projection):
         self._new: set[str] = set()
         self._dirty: set[str] = set()
         self._log_rows: list[dict[str, Any]] = []
+        #: This batch's rows by (household, notification), to chain the next one to.
+        self._buffered: dict[tuple[str, int], dict[str, Any]] = {}
+        #: Stored rows whose next_nid this batch sets.
+        self._next_links: list[dict[str, Any]] = []
         #: per scope: [log rows since its last checkpoint, rows that trigger the next]
         self._since: dict[str, list[int]] = {}
 
@@ -232,9 +240,33 @@ class ScoreLogProjection(Projection):
         if self._log_rows:
             conn.execute(insert(score_log), self._log_rows)
             _count_ranked(conn, self._log_rows)
+        if self._next_links:
+            conn.execute(
+                update(score_log)
+                .where(
+                    score_log.c.household_id == bindparam("hid"),
+                    score_log.c.notification_id == bindparam("prev"),
+                )
+                .values(next_nid=bindparam("next")),
+                self._next_links,
+            )
         self._new.clear()
         self._dirty.clear()
         self._log_rows = []
+        self._buffered = {}
+        self._next_links = []
+
+    def _append(self, row: dict[str, Any]) -> None:
+        """Buffers a log row and links the household's previous row to it."""
+        hid, nid, prev = row["household_id"], row["notification_id"], row["prev_nid"]
+        if prev is not None:
+            buffered = self._buffered.get((hid, prev))
+            if buffered is not None:
+                buffered["next_nid"] = nid
+            else:
+                self._next_links.append({"hid": hid, "prev": prev, "next": nid})
+        self._buffered[(hid, nid)] = row
+        self._log_rows.append(row)
 
     def _current_model(self, conn: Connection) -> ModelVersion | None:
         if not self._model_loaded:
@@ -280,7 +312,7 @@ class ScoreLogProjection(Projection):
         self._new.add(household_id)
         self._dirty.add(household_id)
         if score is not None and model is not None:
-            self._log_rows.append(
+            self._append(
                 _row(
                     household_id,
                     notification_id,
@@ -321,7 +353,7 @@ class ScoreLogProjection(Projection):
         )
         self._dirty.add(household_id)
         if score != old_score and model is not None:
-            self._log_rows.append(
+            self._append(
                 _row(
                     household_id,
                     notification_id,
@@ -347,7 +379,7 @@ class ScoreLogProjection(Projection):
         state.update(status="removed", score=None, model_version=None)
         self._dirty.add(household_id)
         if old_score is not None:
-            self._log_rows.append(
+            self._append(
                 _row(
                     household_id,
                     notification_id,
@@ -411,6 +443,15 @@ class ScoreLogProjection(Projection):
                     prev_nid=last_nid,
                 )
             )
+        # Each active household's latest row is followed by its model row.
+        conn.execute(
+            text(
+                "UPDATE score_log SET next_nid = :m WHERE (household_id, notification_id) IN "
+                "(SELECT household_id, last_nid FROM score_current "
+                "WHERE status = 'active' AND last_nid IS NOT NULL)"
+            ),
+            {"m": notification_id},
+        )
         if updates:
             conn.execute(
                 update(score_current)
@@ -529,6 +570,7 @@ def _row(
 ) -> dict[str, Any]:
     return {
         "prev_nid": prev_nid,
+        "next_nid": None,
         "household_id": household_id,
         "notification_id": notification_id,
         "scope": scope,
@@ -788,9 +830,10 @@ def own_rows(conn: Connection, household_id: str, after: int, upto: int) -> list
 
 #: The households whose score changed in (n1, n2], each with its score at n1 (the old
 #: score of its first row in the period: the row whose previous row is at or before n1)
-#: and at n2 (the old score of its first row after n2, if it has one, else its current
-#: score). Filters on the chain of rows instead of grouping, so PostgreSQL can merge
-#: three index-only scans in household order.
+#: and at n2 (its current score when the period runs to now, else the new score of its
+#: last row in the period: the row whose next row is after n2, or that has none).
+#: Filters on the chain of rows instead of grouping, so PostgreSQL merges two index-only
+#: scans in household order.
 _MOVED_TO_NOW = """
     SELECT f.household_id AS hid, f.old_score AS s1, c.score AS s2
     FROM score_log f JOIN score_current c ON c.household_id = f.household_id
@@ -798,14 +841,12 @@ _MOVED_TO_NOW = """
       AND f.household_id <> :h AND (f.prev_nid IS NULL OR f.prev_nid <= :n1)
 """
 _MOVED = """
-    SELECT f.household_id AS hid, f.old_score AS s1,
-      CASE WHEN g.household_id IS NOT NULL THEN g.old_score ELSE c.score END AS s2
-    FROM score_log f
-    JOIN score_current c ON c.household_id = f.household_id
-    LEFT JOIN score_log g ON g.household_id = f.household_id
-      AND g.notification_id > :n2 AND (g.prev_nid IS NULL OR g.prev_nid <= :n2)
+    SELECT f.household_id AS hid, f.old_score AS s1, l.new_score AS s2
+    FROM score_log f JOIN score_log l ON l.household_id = f.household_id
     WHERE f.scope = :scope AND f.notification_id > :n1 AND f.notification_id <= :n2
       AND f.household_id <> :h AND (f.prev_nid IS NULL OR f.prev_nid <= :n1)
+      AND l.notification_id > :n1 AND l.notification_id <= :n2
+      AND (l.next_nid IS NULL OR l.next_nid > :n2)
 """
 _GROUPS = (
     "entered_ahead",
