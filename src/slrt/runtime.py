@@ -96,10 +96,10 @@ class Runtime:
         self.engine.dispose()
 
 
-def create_read_model(engine: Engine) -> None:
-    """Creates missing read-model tables, and indexes added to existing tables since they
-    were created (an upgrade gets them without a rebuild)."""
-    metadata.create_all(engine)
+def create_missing_indexes(engine: Engine) -> None:
+    """Creates indexes added to existing tables since they were created (an upgrade gets
+    them without a rebuild). After the projections' version checks, which create the
+    tables of a changed projection again, with any new columns these indexes need."""
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
@@ -113,7 +113,7 @@ def build_runtime(
 ) -> Runtime:
     app = SlrtApplication(settings, clock=clock, submission_policy=submission_policy)
     engine = create_read_engine(settings)
-    create_read_model(engine)
+    metadata.create_all(engine)  # missing tables
     runtime = Runtime(settings=settings, app=app, engine=engine)
     for projection in build_projections(settings):
         worker = ProjectionWorker(
@@ -126,6 +126,7 @@ def build_runtime(
         app.on_recorded(worker.wake)
         worker.check_version()
         runtime.workers[projection.name] = worker
+    create_missing_indexes(engine)
     runtime.processes[AnchorProcess.name] = AnchorProcess(
         app, interval=settings.audit_anchor_interval_seconds
     )

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from slrt.config import Settings
 from slrt.domain.access import Forbidden
@@ -16,6 +16,7 @@ from slrt.domain.common import InvalidInput, VersionMismatch
 from slrt.domain.household import HouseholdRemoved
 from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
 from slrt.domain.windows import OutsideSubmissionWindow
+from slrt.projections import score_log
 from slrt.projections.base import projection_versions
 from slrt.projections.household_status import (
     get_household_status,
@@ -415,6 +416,35 @@ class ApplicationScenarios:
             assert second.workers["household_status"].position() == 0
             assert second.workers["score_log"].position() == score_position
             assert self._snapshot(second) == live
+        finally:
+            second.close()
+
+    def test_an_upgrade_that_adds_columns_recreates_the_projection_tables(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        first = build_runtime(settings, clock=clock)
+        self.publish_model(first)
+        hid = self.register(first, deprived=9)
+        first.catch_up()
+        with first.engine.begin() as conn:
+            before = conn.execute(select(score_log.score_log)).all()
+            # A score_log of version 2 had no next_nid column (nor the index using it).
+            conn.execute(text("DROP INDEX IF EXISTS ix_score_log_household_chain"))
+            conn.execute(text("ALTER TABLE score_log DROP COLUMN next_nid"))
+            conn.execute(
+                update(projection_versions)
+                .where(projection_versions.c.projection == "score_log")
+                .values(version=2)
+            )
+        first.close()
+
+        second = build_runtime(settings, clock=clock)
+        try:
+            assert second.workers["score_log"].position() == 0
+            second.catch_up()
+            with second.engine.connect() as conn:
+                after = conn.execute(select(score_log.score_log)).all()
+            assert after == before and [r.household_id for r in after] == [str(hid)]
         finally:
             second.close()
 
