@@ -19,6 +19,7 @@ import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from sqlalchemy import Column, Connection, Engine, Integer, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from slrt.db import metadata
 
@@ -214,7 +215,14 @@ class ProjectionWorker:
         """Rebuilds from zero (creates the tables again and forgets the position; the
         workers then replay) when the stored rows were projected by another version of
         the projection; rows from before versions were recorded count as version 1.
-        True if it reset."""
+        True if it reset. Processes starting together may race to record the version:
+        the loser reads it again."""
+        try:
+            return self._check_version()
+        except IntegrityError:
+            return self._check_version()
+
+    def _check_version(self) -> bool:
         wanted = self.projection.version
         with self.engine.begin() as conn:
             stored = conn.execute(

@@ -77,8 +77,8 @@ score_log = Table(
         "notification_id",
         postgresql_include=["household_id", "old_score", "new_score", "prev_nid"],
     ),
-    # In household order, so the households that moved in a period are matched with their
-    # current scores by a merge join over two index-only scans, and the first few of a
+    # In household order, so each household's first and last rows in a period (or its
+    # current score) are matched by merging index-only scans, and the first few of a
     # group by id are found without sorting the group (PostgreSQL only: on SQLite the
     # primary key already is this index).
     Index(
