@@ -266,13 +266,16 @@ class HouseholdStatusProjection(Projection):
                         household_lookup.c.kind == kind,
                     )
                 )
-        lookups = [
-            {"key_hash": key_hash, "household_id": hid, "kind": kind}
-            for (hid, kind) in replaced
-            for key_hash in sorted(self._lookups[(hid, kind)])
-        ]
-        if lookups:
-            conn.execute(insert(household_lookup), lookups)
+        bulk_insert(
+            conn,
+            household_lookup,
+            ("key_hash", "household_id", "kind"),
+            [
+                (key_hash, hid, kind)
+                for (hid, kind) in replaced
+                for key_hash in sorted(self._lookups[(hid, kind)])
+            ],
+        )
 
     # -- events -------------------------------------------------------------------
 
