@@ -93,6 +93,14 @@ def test_timeline_names_the_request_that_caused_each_event(api: Api, clock: Cloc
     assert by_event["Proposal.VillageApproved"] not in (None, by_event["Proposal.DinsosVerified"])
 
 
+def test_a_request_id_that_is_not_a_plain_token_is_replaced(api: Api) -> None:
+    for given in ("has spaces in it", "x" * 65, "line\nbreak"):
+        answer = api.client.get("/api/v1/health", headers={"X-Request-ID": given})
+        assert answer.status_code == 200
+        assert answer.headers["X-Request-ID"] != given
+        assert len(answer.headers["X-Request-ID"]) == 32
+
+
 def test_as_of_returns_the_household_as_the_system_knew_it(api: Api, clock: Clock) -> None:
     publish_model(api)
     household_id = register(api, deprived=8)
