@@ -143,7 +143,6 @@ def create_app(
         app.state.runtime = runtime
     errors.install(app)
 
-
     for router in (
         proposals.router,
         households.router,
