@@ -256,9 +256,12 @@ class ScoreLogProjection(Projection):
         self._buffered = {}
         self._next_links = []
 
-    def _append(self, row: dict[str, Any]) -> None:
-        """Buffers a log row and links the household's previous row to it."""
-        hid, nid, prev = row["household_id"], row["notification_id"], row["prev_nid"]
+    def _log(self, conn: Connection, state: dict[str, Any], row: dict[str, Any]) -> None:
+        """Buffers a household's log row, chained both ways to its previous row (in this
+        batch's buffer, or stored), moves the household's `last_nid` to it, and counts it
+        towards the scope's next checkpoint."""
+        hid, nid, prev = row["household_id"], row["notification_id"], state["last_nid"]
+        row["prev_nid"] = prev
         if prev is not None:
             buffered = self._buffered.get((hid, prev))
             if buffered is not None:
@@ -267,6 +270,8 @@ class ScoreLogProjection(Projection):
                 self._next_links.append({"hid": hid, "prev": prev, "next": nid})
         self._buffered[(hid, nid)] = row
         self._log_rows.append(row)
+        state["last_nid"] = nid
+        self._tick(conn, row["scope"], nid, 1)
 
     def _current_model(self, conn: Connection) -> ModelVersion | None:
         if not self._model_loaded:
@@ -307,12 +312,14 @@ class ScoreLogProjection(Projection):
             "member_count": members,
             "score": score,
             "model_version": model.version if model else None,
-            "last_nid": notification_id if score is not None else None,
+            "last_nid": None,
         }
         self._new.add(household_id)
         self._dirty.add(household_id)
         if score is not None and model is not None:
-            self._append(
+            self._log(
+                conn,
+                self._states[household_id],
                 _row(
                     household_id,
                     notification_id,
@@ -325,9 +332,8 @@ class ScoreLogProjection(Projection):
                     model.version,
                     event.proposal_id,
                     None,
-                )
+                ),
             )
-            self._tick(conn, scope, notification_id, 1)
 
     def _data_updated(self, conn: Connection, event: Any, notification_id: int) -> None:
         changes = event.changes
@@ -353,7 +359,9 @@ class ScoreLogProjection(Projection):
         )
         self._dirty.add(household_id)
         if score != old_score and model is not None:
-            self._append(
+            self._log(
+                conn,
+                state,
                 _row(
                     household_id,
                     notification_id,
@@ -366,11 +374,8 @@ class ScoreLogProjection(Projection):
                     model.version,
                     event.proposal_id,
                     changed,
-                    prev_nid=state["last_nid"],
-                )
+                ),
             )
-            state["last_nid"] = notification_id
-            self._tick(conn, state["scope"], notification_id, 1)
 
     def _removed(self, conn: Connection, event: Any, notification_id: int) -> None:
         household_id = str(event.originator_id)
@@ -379,7 +384,9 @@ class ScoreLogProjection(Projection):
         state.update(status="removed", score=None, model_version=None)
         self._dirty.add(household_id)
         if old_score is not None:
-            self._append(
+            self._log(
+                conn,
+                state,
                 _row(
                     household_id,
                     notification_id,
@@ -392,11 +399,8 @@ class ScoreLogProjection(Projection):
                     None,
                     event.proposal_id,
                     None,
-                    prev_nid=state["last_nid"],
-                )
+                ),
             )
-            state["last_nid"] = notification_id
-            self._tick(conn, state["scope"], notification_id, 1)
 
     def _version_published(self, conn: Connection, event: Any, notification_id: int) -> None:
         """Every active household is re-scored: one log row each (O(households) once per
