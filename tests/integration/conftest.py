@@ -1,5 +1,21 @@
-"""The session's Kafka-protocol broker (noida-db), started on first use and stopped after."""
+"""Shared fixtures of the integration scenarios: the session's Kafka-protocol broker
+(noida-db, started on first use), and a runtime on the `settings` that each scenario
+class's SQLite or PostgreSQL subclass provides."""
 
+from collections.abc import Iterator
+
+import pytest
+
+from slrt.config import Settings
+from slrt.runtime import Runtime, build_runtime
+from tests.conftest import Clock
 from tests.kafka_broker import kafka_broker
 
-__all__ = ["kafka_broker"]
+__all__ = ["kafka_broker", "runtime"]
+
+
+@pytest.fixture
+def runtime(settings: Settings, clock: Clock) -> Iterator[Runtime]:
+    runtime = build_runtime(settings, clock=clock)
+    yield runtime
+    runtime.close()

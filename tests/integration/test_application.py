@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -45,12 +44,6 @@ class ApplicationScenarios:
     @pytest.fixture
     def settings(self) -> Settings:
         raise NotImplementedError
-
-    @pytest.fixture
-    def runtime(self, settings: Settings, clock: Clock) -> Iterator[Runtime]:
-        runtime = build_runtime(settings, clock=clock)
-        yield runtime
-        runtime.close()
 
     # -- helpers --------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +12,7 @@ from slrt.config import Settings
 from slrt.domain.inbox import InboxItem
 from slrt.projections.event_index import household_events
 from slrt.projections.sla_timers import sla_timers
-from slrt.runtime import Runtime, build_runtime
+from slrt.runtime import Runtime
 from slrt.sla_watch import BreachWatcher
 from tests.builders import ADMIN, FRONT_OFFICE, household
 from tests.conftest import Clock
@@ -23,12 +22,6 @@ class ReferralSlaScenarios:
     @pytest.fixture
     def settings(self) -> Settings:
         raise NotImplementedError
-
-    @pytest.fixture
-    def runtime(self, settings: Settings, clock: Clock) -> Iterator[Runtime]:
-        runtime = build_runtime(settings, clock=clock)
-        yield runtime
-        runtime.close()
 
     @staticmethod
     def refer(runtime: Runtime) -> UUID:

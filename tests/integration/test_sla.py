@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -15,7 +14,7 @@ from slrt.config import Settings
 from slrt.domain.complaint import ComplaintStatus
 from slrt.domain.sla import DEFAULT_RULES, SlaPolicyVersion
 from slrt.projections.sla_timers import compliance, sla_timers, timers_started_between
-from slrt.runtime import Runtime, build_runtime
+from slrt.runtime import Runtime
 from slrt.sla_watch import BreachWatcher
 from tests.builders import ADMIN, DESA, FRONT_OFFICE
 from tests.conftest import Clock
@@ -31,12 +30,6 @@ class SlaScenarios:
     @pytest.fixture
     def settings(self) -> Settings:
         raise NotImplementedError
-
-    @pytest.fixture
-    def runtime(self, settings: Settings, clock: Clock) -> Iterator[Runtime]:
-        runtime = build_runtime(settings, clock=clock)
-        yield runtime
-        runtime.close()
 
     @staticmethod
     def receive(runtime: Runtime, category: str = "aid_not_received") -> UUID:
