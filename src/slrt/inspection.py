@@ -562,17 +562,7 @@ def _population(
     # old score was passed by the household's own score change.
     own_move = after.rank - before.rank - effect
     return {
-        **{
-            group: described(group)
-            for group in (
-                "entered_ahead",
-                "entered_behind",
-                "left_ahead",
-                "left_behind",
-                "moved_ahead",
-                "fell_behind",
-            )
-        },
+        **{group: described(group) for group in sl.GROUPS},
         "passed_by_own_score_change": own_move,
         "population_before": before.population,
         "population_after": after.population,

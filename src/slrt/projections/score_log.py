@@ -852,7 +852,8 @@ _MOVED = """
       AND l.notification_id > :n1 AND l.notification_id <= :n2
       AND (l.next_nid IS NULL OR l.next_nid > :n2)
 """
-_GROUPS = (
+#: The ways another household can move around one household in a period (code = index).
+GROUPS = (
     "entered_ahead",
     "entered_behind",
     "left_ahead",
@@ -922,7 +923,7 @@ def moved_around(
             first = conn.execute(
                 text(_NAMED.format(classified=classified)), {**params, "grp": int(code)}
             )
-            groups[_GROUPS[int(code)]] = (int(total), [(h, s1, s2) for h, s1, s2 in first])
+            groups[GROUPS[int(code)]] = (int(total), [(h, s1, s2) for h, s1, s2 in first])
     return groups
 
 
