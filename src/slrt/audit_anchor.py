@@ -7,25 +7,24 @@ records (ADR 0006). Anchoring often shrinks the window an anchor does not cover 
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import structlog
 from eventsourcing.application import Application
 
 from slrt.audit import AuditUnavailable, audited_recorder, write_anchor
+from slrt.background import BackgroundLoop
 
 log = structlog.get_logger("slrt.audit")
 
 
-class AnchorProcess:
+class AnchorProcess(BackgroundLoop):
     name = "audit_anchor"
 
     def __init__(self, app: Application[Any], *, interval: float) -> None:
         self.app = app
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def run_once(self) -> None:
         anchor = write_anchor(audited_recorder(self.app), note="periodic")
@@ -37,17 +36,7 @@ class AnchorProcess:
                 events=anchor.event_count,
             )
 
-    def wake(self) -> None:
-        """Anchors follow the clock, not each save."""
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    # Anchors follow the clock, not each save: the loop does not wait on wake-ups.
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -14,17 +14,20 @@ same process are woken by the save itself, and others poll.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import psycopg
 import structlog
 from psycopg import sql
 
+from slrt.background import BackgroundLoop
+
 log = structlog.get_logger("slrt.notify")
 
 
-class EventListener:
+class EventListener(BackgroundLoop):
+    name = "event-listener"
+
     def __init__(
         self,
         conninfo: str,
@@ -35,24 +38,14 @@ class EventListener:
     ) -> None:
         self.conninfo = conninfo
         self.channel = channel
-        self.wake = wake
+        self.on_events = wake
         self.retry_seconds = retry_seconds
         #: True while a connection is listening (for /health and tests).
         self.listening = False
         self.notices = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="event-listener", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
+    def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self._listen()
@@ -70,8 +63,8 @@ class EventListener:
             log.info("listener.listening", channel=self.channel)
             # Events committed while we were not listening are found by the wake-up
             # that follows (re)connecting.
-            self.wake()
+            self.on_events()
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=0.5, stop_after=1):
                     self.notices += 1
-                    self.wake()
+                    self.on_events()

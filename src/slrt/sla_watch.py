@@ -10,7 +10,6 @@ across deadlines records them all on its first pass.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -19,13 +18,14 @@ import structlog
 from sqlalchemy import Engine
 
 from slrt.application import SlrtApplication
+from slrt.background import BackgroundLoop
 from slrt.domain.sla import TARGET_CLOCKS, ItemKind
 from slrt.projections.sla_timers import milestone_of, overdue_timers
 
 log = structlog.get_logger("slrt.sla")
 
 
-class BreachWatcher:
+class BreachWatcher(BackgroundLoop):
     name = "sla_breaches"
 
     def __init__(
@@ -42,8 +42,7 @@ class BreachWatcher:
         self.interval = interval
         self.escalate = escalate
         self.grace = grace
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def run_once(self) -> int:
         """One pass; returns how many breaches it recorded."""
@@ -78,17 +77,7 @@ class BreachWatcher:
                 return True
         return False
 
-    def wake(self) -> None:
-        """Deadlines pass with time, not with events; nothing to do on a save."""
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    # Deadlines pass with time, not with events: the loop does not wait on wake-ups.
 
     def _loop(self) -> None:
         log.info("sla.watcher_started")

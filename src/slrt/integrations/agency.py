@@ -11,7 +11,6 @@ message and SLRT applies it once.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 import structlog
 from kafka import KafkaConsumer, KafkaProducer
 
+from slrt.background import BackgroundLoop
 from slrt.config import Settings
 from slrt.integrations import cloudevents
 from slrt.integrations.kafka import Topics, make_consumer, make_producer
@@ -44,7 +44,7 @@ def answer(
     )
 
 
-class AgencySimulator:
+class AgencySimulator(BackgroundLoop):
     def __init__(
         self,
         settings: Settings,
@@ -67,8 +67,7 @@ class AgencySimulator:
         self.duplicates = 0
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def _connect(self) -> None:
         self._producer = make_producer(self.settings, client_id=f"agency-{self.agency}")
@@ -171,17 +170,11 @@ class AgencySimulator:
         if producer is not None:
             producer.close(timeout=5)
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"agency-{self.agency}", daemon=True
-        )
-        self._thread.start()
+    @property
+    def thread_name(self) -> str:
+        return f"agency-{self.agency}"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
         self.close()
 
     def _loop(self) -> None:

@@ -18,7 +18,6 @@ never dropped silently and never blocks the partition.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from slrt.application import SlrtApplication
+from slrt.background import BackgroundLoop
 from slrt.config import Settings
 from slrt.domain.inbox import InboxItem, InboxPosition
 from slrt.integrations import cloudevents
@@ -38,7 +38,7 @@ log = structlog.get_logger("slrt.inbox")
 FailPoint = Callable[[str], None]
 
 
-class ReferralInbox:
+class ReferralInbox(BackgroundLoop):
     name = "referral_inbox"
 
     def __init__(
@@ -60,8 +60,7 @@ class ReferralInbox:
         self._producer: KafkaProducer | None = None
         self._positions: dict[int, InboxPosition] = {}
         self._confirmed: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -231,18 +230,9 @@ class ReferralInbox:
 
     # -- the background thread ------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Answers come from Kafka, not from saves here."""
+    # Answers come from Kafka, not from saves here: the loop does not wait on wake-ups.
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
         self.close()
 
     def _loop(self) -> None:

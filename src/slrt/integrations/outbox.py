@@ -14,7 +14,6 @@ tries again; the referrals wait in the event store.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from kafka import KafkaProducer
 from sqlalchemy import Engine
 
 from slrt.application import SlrtApplication
+from slrt.background import BackgroundLoop
 from slrt.config import Settings
 from slrt.integrations import cloudevents
 from slrt.integrations.kafka import Topics, ensure_topics, make_producer
@@ -39,7 +39,7 @@ PUBLISHED = frozenset(_TOPIC_PREFIX + name for name in cloudevents.OUTBOUND)
 FailPoint = Callable[[str], None]
 
 
-class ReferralOutbox:
+class ReferralOutbox(BackgroundLoop):
     name = "referral_outbox"
 
     def __init__(
@@ -63,9 +63,7 @@ class ReferralOutbox:
         self.fail_point = fail_point
         self._producer: KafkaProducer | None = None
         self._topics_ready = False
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.published = 0
         self.last_error: str | None = None
         self.last_published_at: datetime | None = None
@@ -190,19 +188,7 @@ class ReferralOutbox:
 
     # -- the background thread ------------------------------------------------------------
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _stopped(self) -> None:
         self._reset_producer()
 
     def _loop(self) -> None:

@@ -10,7 +10,6 @@ lost notification can never stall a projection.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from eventsourcing.persistence import Notification
 from sqlalchemy import Column, Connection, Engine, Integer, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from slrt.background import BackgroundLoop
 from slrt.db import metadata
 
 log = structlog.get_logger("slrt.projections")
@@ -101,7 +101,7 @@ class Projection(ABC):
         cannot disagree."""
 
 
-class ProjectionWorker:
+class ProjectionWorker(BackgroundLoop):
     """Feeds one projection from the application's notification log."""
 
     def __init__(
@@ -118,9 +118,7 @@ class ProjectionWorker:
         self.projection = projection
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.error: BaseException | None = None
         #: The position this worker last committed; anything else means memory is stale.
         self._committed: int | None = None
@@ -178,20 +176,9 @@ class ProjectionWorker:
             total += read
         return total
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name=f"projection-{self.name}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    @property
+    def thread_name(self) -> str:
+        return f"projection-{self.name}"
 
     def _loop(self) -> None:
         log.info("projection.started", projection=self.name, position=self.position())
