@@ -7,10 +7,10 @@ One definition, used by both recorders when events are written and by
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
@@ -72,6 +72,18 @@ class Anchor:
     event_count: int
     digest: bytes
     note: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], recorded_at: datetime) -> Anchor:
+        """From a stored anchor row (each backend converts its own `recorded_at`)."""
+        return cls(
+            anchor_id=row["anchor_id"],
+            recorded_at=recorded_at,
+            max_notification_id=row["max_notification_id"],
+            event_count=row["event_count"],
+            digest=bytes(row["digest"]),
+            note=row["note"],
+        )
 
 
 #: A position in the hash records' order: (notification id, originator id, version).

@@ -269,17 +269,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     def select_anchors(self) -> Sequence[Anchor]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_anchors)
-            return [
-                Anchor(
-                    anchor_id=r["anchor_id"],
-                    recorded_at=r["recorded_at"],
-                    max_notification_id=r["max_notification_id"],
-                    event_count=r["event_count"],
-                    digest=bytes(r["digest"]),
-                    note=r["note"],
-                )
-                for r in curs.fetchall()
-            ]
+            return [Anchor.from_row(r, r["recorded_at"]) for r in curs.fetchall()]
 
     def insert_anchor(
         self,

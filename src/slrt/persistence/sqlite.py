@@ -218,15 +218,7 @@ class AuditedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
                 f"SELECT * FROM {self.anchors_table_name} ORDER BY max_notification_id, anchor_id"
             )
             return [
-                Anchor(
-                    anchor_id=r["anchor_id"],
-                    recorded_at=datetime.fromisoformat(r["recorded_at"]),
-                    max_notification_id=r["max_notification_id"],
-                    event_count=r["event_count"],
-                    digest=bytes(r["digest"]),
-                    note=r["note"],
-                )
-                for r in c.fetchall()
+                Anchor.from_row(r, datetime.fromisoformat(r["recorded_at"])) for r in c.fetchall()
             ]
 
     def insert_anchor(
