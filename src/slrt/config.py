@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     timezone_default: str = "Asia/Jakarta"
     projection_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     projection_batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: A projection that is behind reads pages of `projection_batch_size` into one
+    #: transaction up to this many notifications (see ProjectionWorker.run_once).
+    projection_catch_up_batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_000_000, ge=1024)

@@ -121,6 +121,7 @@ def build_runtime(
             engine,
             projection,
             batch_size=settings.projection_batch_size,
+            max_batch_size=settings.projection_catch_up_batch_size,
             poll_interval=settings.projection_poll_interval_seconds,
         )
         app.on_recorded(worker.wake)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import threading
 from typing import Any
 from uuid import UUID
@@ -355,6 +357,52 @@ class ApplicationScenarios:
             worker.reset()
         assert self._snapshot(runtime) == live  # _snapshot catches up first
         assert len(live["household_status"]) == len(ids)
+
+    @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+    def test_projections_decode_every_event_as_the_library_mapper_does(
+        self, settings: Settings, clock: Clock, encrypted: bool
+    ) -> None:
+        if encrypted:
+            key = base64.b64encode(os.urandom(32)).decode()
+            settings = settings.model_copy(update={"cipher_key": key})
+        runtime = build_runtime(settings, clock=clock)
+        try:
+            self.publish_model(runtime)
+            ids = [self.register(runtime, deprived=d) for d in (3, 11)]
+            self.through(runtime, "update", ids[0], changes={"address": 'Jl. "_type_" 7'})
+            self.through(runtime, "enrol", ids[1], programme="PKH")
+            self.through(runtime, "remove", ids[1], reason="moved")
+            runtime.app.receive_complaint(
+                actor=FRONT_OFFICE,
+                region=FRONT_OFFICE.region,
+                channel="walk_in",
+                complaint_type="complaint",
+                category="aid_not_received",
+                description="Bantuan belum diterima",
+                reporter={"name": "Siti Aminah", "phone": "0812-3456-7890"},
+            )
+            notifications = runtime.app.recorder.select_notifications(start=1, limit=10_000)
+            decoder = runtime.workers["household_status"].decoder
+            topics = set()
+            for notification in notifications:
+                fast = decoder.decode(notification)
+                slow = runtime.app.mapper.to_domain_event(notification)
+                assert type(fast) is type(slow)
+                assert fast.__dict__ == slow.__dict__
+                assert [type(v) for v in fast.__dict__.values()] == [
+                    type(v) for v in slow.__dict__.values()
+                ]
+                topics.add(type(fast).__qualname__)
+            # All of them the fast way (the quoted marker in the address is a string).
+            assert decoder.fallbacks == 0
+            assert {"Household.Registered", "Household.DataUpdated", "Household.Removed"} <= topics
+            assert {
+                "Proposal.Submitted",
+                "ScoringModel.VersionPublished",
+                "Complaint.Received",
+            } <= (topics)
+        finally:
+            runtime.close()
 
     @staticmethod
     def _snapshot(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:

@@ -65,3 +65,38 @@ def test_incremental_desils_always_equal_a_full_re_rank(seed: int) -> None:
         full = rank_scope(scores.items())
         assert ranking.desils == {h: d for h, (_, d) in full.items()}
         assert all(ranking.rank_of(h) == r for h, (r, _) in full.items())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_many_changes_at_once_rank_as_a_full_re_rank_and_name_the_changed_rows(
+    seed: int,
+) -> None:
+    import random
+
+    from slrt.domain.ranking import ScopeRanking
+
+    rng = random.Random(seed)
+    scores = {f"h{i:04d}": float(rng.randint(0, 40)) for i in range(rng.randint(1, 300))}
+    ranking = ScopeRanking(scores.items())
+    for _ in range(6):
+        # From a handful of changes (placed one at a time) to more than the scope
+        # (ranked again): both ways must agree with ranking from scratch.
+        changes: dict[str, float | None] = {}
+        for _ in range(rng.choice([1, 3, 40, 400])):
+            hid = f"h{rng.randint(0, 400):04d}"
+            changes[hid] = None if rng.random() < 0.2 else float(rng.randint(0, 40))
+        before = ranking.rows()
+        touched = ranking.set_scores(changes)
+        for hid, new in changes.items():
+            if new is None:
+                scores.pop(hid, None)
+            else:
+                scores[hid] = new
+        full = rank_scope(scores.items())
+        assert ranking.rows() == {h: (scores[h], d) for h, (_, d) in full.items()}
+        assert all(ranking.rank_of(h) == r for h, (r, _) in full.items())
+        after = ranking.rows()
+        # Every row that differs is named (a row that changed and changed back within
+        # the batch may be named too: writing it again is harmless).
+        changed = {h for h in before.keys() | after.keys() if before.get(h) != after.get(h)}
+        assert changed <= touched <= before.keys() | after.keys()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from uuid import UUID
 
@@ -41,6 +41,9 @@ class ScopeRanking:
     """
 
     def __init__(self, scores: Iterable[tuple[str, float]]) -> None:
+        self._rank_all(scores)
+
+    def _rank_all(self, scores: Iterable[tuple[str, float]]) -> None:
         self._order: list[tuple[float, str]] = sorted((s, h) for h, s in scores)
         self._score: dict[str, float] = {h: s for s, h in self._order}
         n = len(self._order)
@@ -100,3 +103,30 @@ class ScopeRanking:
                     self.desils[hid] = new
                     changed[hid] = new
         return changed
+
+    def set_scores(self, scores: Mapping[str, float | None]) -> set[str]:
+        """Applies many households' new scores (None: no longer ranked) at once; returns
+        the households whose (score, desil) changed or that left the ranking.
+
+        Few changes are placed one at a time; when many are (a catch-up, a big import),
+        ranking the whole scope again is cheaper than moving each (a move costs the
+        shift of a long list, a re-rank about one sort) and gives the same order."""
+        if len(scores) * 16 <= len(self._order):
+            touched: set[str] = set()
+            for household_id, score in scores.items():
+                if self._score.get(household_id) != score:
+                    touched.add(household_id)
+                    touched.update(self.set_score(household_id, score))
+            return touched
+        before = self.rows()
+        merged = dict(self._score)
+        for household_id, score in scores.items():
+            if score is None:
+                merged.pop(household_id, None)
+            else:
+                merged[household_id] = score
+        self._rank_all(merged.items())
+        after = self.rows()
+        return {h for h, row in after.items() if before.get(h) != row} | (
+            before.keys() - after.keys()
+        )

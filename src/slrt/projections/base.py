@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from slrt.background import BackgroundLoop
 from slrt.db import metadata
+from slrt.projections.decoding import EventDecoder
 
 log = structlog.get_logger("slrt.projections")
 
@@ -95,6 +96,11 @@ class Projection(ABC):
     def finish_batch(self, conn: Connection) -> None:  # noqa: B027 - optional hook
         """Work done once per batch (e.g. writing the desils the batch changed)."""
 
+    def batch_full(self) -> bool:
+        """True when the batch holds as much as it should in memory: a worker that is
+        catching up then ends the batch even if more notifications wait."""
+        return False
+
     def reset_cache(self) -> None:  # noqa: B027 - optional hook
         """Forget anything kept in memory between batches: called when a batch rolled
         back, or when the position moved under another worker, so memory and tables
@@ -111,12 +117,15 @@ class ProjectionWorker(BackgroundLoop):
         projection: Projection,
         *,
         batch_size: int = 500,
+        max_batch_size: int | None = None,
         poll_interval: float = 0.5,
     ) -> None:
         self.app = app
         self.engine = engine
         self.projection = projection
         self.batch_size = batch_size
+        self.max_batch_size = max(batch_size, max_batch_size or batch_size)
+        self.decoder = EventDecoder(app.mapper)
         self.poll_interval = poll_interval
         super().__init__()
         self.error: BaseException | None = None
@@ -139,32 +148,53 @@ class ProjectionWorker(BackgroundLoop):
         return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
 
     def run_once(self) -> int:
-        """Applies the next batch in one transaction; returns how many notifications it read."""
+        """Applies the next batch in one transaction; returns how many notifications it read.
+
+        A batch is one page of `batch_size` notifications when the projection is up to
+        date. When it is behind (pages come back full), the batch goes on reading pages
+        up to `max_batch_size` notifications, or until the projection says it holds
+        enough: a projection writes each row it touches once per batch, so a long
+        catch-up in big batches writes a household touched by many events once.
+        """
         try:
             with self.engine.begin() as conn:
                 start = self._position(conn)
                 if start != self._committed:
                     self.projection.reset_cache()
-                notifications: Sequence[Notification] = self.app.recorder.select_notifications(
-                    start=start + 1, limit=self.batch_size
-                )
-                if not notifications:
+                last = read = 0
+                while True:
+                    page: Sequence[Notification] = self.app.recorder.select_notifications(
+                        start=max(start, last) + 1, limit=self.batch_size
+                    )
+                    if page:
+                        self._apply_page(conn, page)
+                        last, read = page[-1].id, read + len(page)
+                    if (
+                        len(page) < self.batch_size
+                        or read + self.batch_size > self.max_batch_size
+                        or self.projection.batch_full()
+                    ):
+                        break
+                if not read:
                     self._committed = start
                     return 0
-                handles = self.projection.handles
-                for notification in notifications:
-                    if handles and notification.topic.rpartition(":")[2] not in handles:
-                        continue
-                    domain_event = self.app.mapper.to_domain_event(notification)
-                    self.projection.apply(conn, domain_event, notification.id)
                 self.projection.finish_batch(conn)
-                self._advance(conn, start, notifications[-1].id)
+                self._advance(conn, start, last)
         except BaseException:
             self.projection.reset_cache()
             self._committed = None
             raise
-        self._committed = notifications[-1].id
-        return len(notifications)
+        self._committed = last
+        return read
+
+    def _apply_page(self, conn: Connection, page: Sequence[Notification]) -> None:
+        handles = self.projection.handles
+        decode = self.decoder.decode
+        apply = self.projection.apply
+        for notification in page:
+            if handles and notification.topic.rpartition(":")[2] not in handles:
+                continue
+            apply(conn, decode(notification), notification.id)
 
     def _advance(self, conn: Connection, old: int, new: int) -> None:
         advance_position(conn, self.name, self.app.name, old, new)

@@ -150,12 +150,18 @@ class HouseholdStatusProjection(Projection):
     #: 2: ranked households' score and desil moved to household_ranking.
     version = 2
 
+    #: Events are applied in memory a page at a time (the rows they touch loaded in
+    #: one query), and the rows written back once, at the end of the batch.
+    PAGE = 5_000
+    #: A batch that has this many households in memory asks to end (about 2.5 KB each).
+    MAX_ROWS = 60_000
+
     def __init__(self, lookup_key: bytes) -> None:
         self.lookup_key = lookup_key
         self._rescore_all = False
         self._rankings: dict[str, ScopeRanking] = {}
-        #: Households whose ranking row (score or desil) must be rewritten, by scope.
-        self._ranking_writes: dict[str, set[str]] = {}
+        #: The new score (None: no longer ranked) of each household placed in the batch.
+        self._placed: dict[str, dict[str, float | None]] = {}
         self._pending: list[tuple[Any, int]] = []
         self._rows: dict[str, dict[str, Any]] = {}
         self._new: set[str] = set()
@@ -166,10 +172,14 @@ class HouseholdStatusProjection(Projection):
     def reset_cache(self) -> None:
         """Forget what is kept in memory (after a rollback, or another worker's batch)."""
         self._rankings.clear()
-        self._ranking_writes.clear()
+        self._clear_batch()
+        self._model = None
+
+    def _clear_batch(self) -> None:
+        self._placed.clear()
         self._pending.clear()
         self._rows = {}
-        self._model = None
+        self._new, self._changed, self._lookups = set(), set(), {}
         self._rescore_all = False
 
     def _ranking(self, conn: Connection, scope: str) -> ScopeRanking:
@@ -185,49 +195,56 @@ class HouseholdStatusProjection(Projection):
             ranking = self._rankings[scope] = ScopeRanking((r[0], r[1]) for r in rows)
         return ranking
 
-    def _place(self, conn: Connection, scope: str, household_id: str, score: float | None) -> None:
-        """Moves one household in its scope's ranking; remembers the rows to rewrite (its
-        own, and those whose desil changed)."""
-        if self._rescore_all:
-            return  # the whole ranking is rebuilt at the end of the batch
-        changed = self._ranking(conn, scope).set_score(household_id, score)
-        writes = self._ranking_writes.setdefault(scope, set())
-        writes.add(household_id)
-        writes.update(changed)
+    def _place(self, scope: str, household_id: str, score: float | None) -> None:
+        """Notes a household's new place; the scope's ranking moves at the end of the batch
+        (at once for many changes, see ScopeRanking.set_scores)."""
+        if not self._rescore_all:  # else the whole ranking is rebuilt at the end
+            self._placed.setdefault(scope, {})[household_id] = score
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
-        """Events are kept until the end of the batch, then applied in memory to the rows
-        they touch (loaded in one query) and written back in a few bulk statements."""
         if type(event).__qualname__ in _HANDLED:
             self._pending.append((event, notification_id))
+            if len(self._pending) >= self.PAGE:
+                self._apply_pending(conn)
+
+    def batch_full(self) -> bool:
+        return len(self._rows) >= self.MAX_ROWS
 
     # -- the batch ------------------------------------------------------------------
 
-    def finish_batch(self, conn: Connection) -> None:
+    def _apply_pending(self, conn: Connection) -> None:
         pending, self._pending = self._pending, []
-        self._rows = self._load_rows(conn, pending)
-        self._new, self._changed, self._lookups = set(), set(), {}
+        self._load_rows(conn, pending)
         for event, notification_id in pending:
             handler = getattr(self, _HANDLED[type(event).__qualname__])
             handler(conn, event, notification_id)
-        self._flush_rows(conn)
-        if self._rescore_all:
-            self._rescore(conn)
-            self._rankings.clear()
-            self._ranking_writes.clear()
-            scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
-            for scope in scopes:
-                self.rerank(conn, scope)
-        else:
-            for scope, hids in self._ranking_writes.items():
-                self._write_ranking(conn, scope, hids)
-                self._record_population(conn, scope, len(self._ranking(conn, scope)))
-        self._ranking_writes.clear()
-        self._rescore_all = False
-        self._rows = {}
 
-    @staticmethod
-    def _load_rows(conn: Connection, pending: list[tuple[Any, int]]) -> dict[str, dict[str, Any]]:
+    def finish_batch(self, conn: Connection) -> None:
+        try:
+            self._apply_pending(conn)
+            # Rankings first: a scope's ranking is loaded from the rows as they were
+            # before this batch.
+            rankings = {}
+            if not self._rescore_all:  # else every scope is ranked again below
+                for scope, placed in self._placed.items():
+                    ranking = self._ranking(conn, scope)
+                    rankings[scope] = (ranking, ranking.set_scores(placed))
+            self._flush_rows(conn)
+            if self._rescore_all:
+                self._rescore(conn)
+                self._rankings.clear()
+                scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
+                for scope in scopes:
+                    self.rerank(conn, scope)
+            else:
+                for scope, (ranking, touched) in rankings.items():
+                    self._write_ranking(conn, scope, ranking, touched)
+                    self._record_population(conn, scope, len(ranking))
+        finally:
+            self._clear_batch()
+
+    def _load_rows(self, conn: Connection, pending: list[tuple[Any, int]]) -> None:
+        """Loads the rows these events touch that are not in memory yet."""
         ids = sorted(
             {
                 str(e.originator_id)
@@ -235,15 +252,17 @@ class HouseholdStatusProjection(Projection):
                 if type(e).__qualname__ != "Household.Registered"
                 and type(e).__qualname__.startswith("Household.")
             }
+            - self._rows.keys()
         )
-        rows: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
             for row in conn.execute(
                 select(household_status).where(among(conn, household_status.c.household_id, chunk))
             ):
-                rows[row.household_id] = dict(row._mapping)
-        return rows
+                loaded = dict(row._mapping)
+                loaded["indicators"] = json.loads(loaded["indicators"])
+                loaded["programmes"] = json.loads(loaded["programmes"])
+                self._rows[row.household_id] = loaded
 
     def _flush_rows(self, conn: Connection) -> None:
         new = [self._rows[h] for h in sorted(self._new)]
@@ -253,9 +272,15 @@ class HouseholdStatusProjection(Projection):
             conn.execute(
                 delete(household_status).where(among(conn, household_status.c.household_id, chunk))
             )
-        rows = new + [self._rows[h] for h in changed]
         columns = [c.name for c in household_status.columns]
-        bulk_insert(conn, household_status, columns, [tuple(r[c] for c in columns) for r in rows])
+        at = {name: i for i, name in enumerate(columns)}
+        rows = []
+        for row in new + [self._rows[h] for h in changed]:
+            values = [row[c] for c in columns]
+            values[at["indicators"]] = json.dumps(row["indicators"])
+            values[at["programmes"]] = json.dumps(row["programmes"])
+            rows.append(tuple(values))
+        bulk_insert(conn, household_status, columns, rows)
         replaced = sorted(self._lookups)
         for kind in ("nik", "kk"):
             hids = [h for h, k in replaced if k == kind]
@@ -335,11 +360,11 @@ class HouseholdStatusProjection(Projection):
             "no_kk_masked": mask_identifier(data["no_kk"]),
             "members": _masked_members(data["members"]),
             "member_count": len(data["members"]),
-            "indicators": json.dumps(indicators),
+            "indicators": indicators,
             "deprivations": deprivation_count(indicators),
             "is_poor": deprivation_count(indicators) >= POOR_HOUSEHOLD_THRESHOLD,
             "pmks": json.dumps(data.get("pmks", [])),
-            "programmes": "[]",
+            "programmes": [],
             "registered_at": event.timestamp,
             "source": event.source,
             "last_proposal_id": str(event.proposal_id) if event.proposal_id else None,
@@ -348,7 +373,7 @@ class HouseholdStatusProjection(Projection):
         }
         self._new.add(household_id)
         if scored["score"] is not None:
-            self._place(conn, kabupaten_of(data["region"]), household_id, scored["score"])
+            self._place(kabupaten_of(data["region"]), household_id, scored["score"])
         self._index_identifiers(
             household_id, niks=[m["nik"] for m in data["members"]], no_kk=data["no_kk"]
         )
@@ -377,14 +402,13 @@ class HouseholdStatusProjection(Projection):
             row["members"] = _masked_members(members)
             row["member_count"] = len(members)
             row["head_name"] = next(m["name"] for m in members if m["relationship"] == "head")
-        indicators = changes.get("indicators", json.loads(row["indicators"]))
-        row["indicators"] = json.dumps(indicators)
+        indicators = row["indicators"] = changes.get("indicators", row["indicators"])
         row["deprivations"] = deprivation_count(indicators)
         row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
         if "indicators" in changes or members is not None:
             row.update(self._scored(conn, indicators, row["member_count"]))
             if row["score"] is not None and row["status"] == "active":
-                self._place(conn, row["scope"], household_id, row["score"])
+                self._place(row["scope"], household_id, row["score"])
         self._index_identifiers(
             household_id,
             niks=[m["nik"] for m in members] if members is not None else None,
@@ -402,17 +426,17 @@ class HouseholdStatusProjection(Projection):
             last_proposal_id=str(event.proposal_id),
             **self._touched(event, notification_id),
         )
-        self._place(conn, row["scope"], household_id, None)
+        self._place(row["scope"], household_id, None)
 
     def _programmes_changed(self, conn: Connection, event: Any, notification_id: int) -> None:
         household_id = str(event.originator_id)
         row = self._row(household_id)
-        programmes = set(json.loads(row["programmes"]))
+        programmes = set(row["programmes"])
         if type(event).__qualname__ == "Household.Enrolled":
             programmes.add(event.programme)
         else:
             programmes.discard(event.programme)
-        row["programmes"] = json.dumps(sorted(programmes))
+        row["programmes"] = sorted(programmes)
         row["last_proposal_id"] = str(event.proposal_id)
         row.update(self._touched(event, notification_id))
 
@@ -428,9 +452,16 @@ class HouseholdStatusProjection(Projection):
         self._model = ModelVersion.from_record(event.model)
         self._rescore_all = True
 
-    def _write_ranking(self, conn: Connection, scope: str, hids: set[str]) -> None:
-        """Rewrites these households' ranking rows from the scope's ranking in memory."""
-        ranking = self._ranking(conn, scope)
+    def _write_ranking(
+        self, conn: Connection, scope: str, ranking: ScopeRanking, hids: set[str]
+    ) -> None:
+        """Rewrites these households' ranking rows from the scope's ranking in memory;
+        when they are many, the scope's rows are replaced in bulk (one COPY)."""
+        if len(hids) > len(ranking) // 4:
+            conn.execute(delete(household_ranking).where(household_ranking.c.scope == scope))
+            rows = [(h, scope, s, d) for h, (s, d) in ranking.rows().items()]
+            bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows)
+            return
         ordered = sorted(hids)
         for start in range(0, len(ordered), 5000):
             conn.execute(
@@ -495,16 +526,7 @@ class HouseholdStatusProjection(Projection):
         changed = {h for h, row in wanted.items() if stored.get(h) != row} | (
             stored.keys() - wanted.keys()
         )
-        if len(changed) > len(wanted) // 4:
-            conn.execute(delete(household_ranking).where(household_ranking.c.scope == scope))
-            bulk_insert(
-                conn,
-                household_ranking,
-                _RANKING_COLUMNS,
-                [(h, scope, s, d) for h, (s, d) in wanted.items()],
-            )
-        else:
-            self._write_ranking(conn, scope, changed)
+        self._write_ranking(conn, scope, ranking, changed)
         self._record_population(conn, scope, len(ranking))
 
 

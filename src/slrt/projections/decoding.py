@@ -1,0 +1,89 @@
+"""Decoding stored events for projections, faster than the library's mapper.
+
+The library's JSON transcoder calls a Python hook for every JSON object in an event
+(to revive UUIDs, datetimes and decimals written as {"_type_": …, "_data_": …}); a
+household registration holds a dozen nested objects, so decoding cost ~20 % of a
+projection's catch-up. Our events keep such values at the top level of the event
+(timestamps, proposal ids); nested data (members, indicators, changes) is plain JSON.
+So this decoder parses with orjson and no hook, revives the top-level
+values, and builds the same event object the mapper would. Anything it does not
+recognise — a nested typed value, an event class that upcasts — goes through the
+library's mapper, so the result is always the mapper's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, cast
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder, Mapper, Notification, find_id_convertor
+from eventsourcing.utils import resolve_topic
+
+_TYPED = b'"_type_"'
+
+
+class EventDecoder:
+    """Turns notifications into domain events, equal to `mapper.to_domain_event`."""
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        transcoder = mapper.transcoder
+        self._fast = isinstance(transcoder, JSONTranscoder)
+        self._revivers = (
+            {name: t.decode for name, t in transcoder.names.items()}
+            if isinstance(transcoder, JSONTranscoder)
+            else {}
+        )
+        self._classes: dict[str, type | None] = {}
+        #: How many events went through the library's mapper (the slow way).
+        self.fallbacks = 0
+
+    def _class(self, topic: str) -> type | None:
+        """The event class, or None where only the mapper may decode it (upcasting)."""
+        try:
+            return self._classes[topic]
+        except KeyError:
+            cls = resolve_topic(topic)
+            fast = getattr(cls, "class_version", 1) == 1
+            self._classes[topic] = cls if fast else None
+            return self._classes[topic]
+
+    def _by_mapper(self, notification: Notification) -> Any:
+        self.fallbacks += 1
+        return self.mapper.to_domain_event(notification)
+
+    def decode(self, notification: Notification) -> Any:
+        cls = self._class(notification.topic) if self._fast else None
+        if cls is None:
+            return self._by_mapper(notification)
+        state = notification.state
+        if self.mapper.cipher:
+            state = self.mapper.cipher.decrypt(state)
+        if self.mapper.compressor:
+            state = self.mapper.compressor.decompress(state)
+        try:
+            values: dict[str, Any] = orjson.loads(state)
+        except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
+            return self._by_mapper(notification)
+        typed = state.count(_TYPED)
+        if typed:
+            revived = 0
+            for key, value in values.items():
+                if type(value) is dict and len(value) == 2 and "_type_" in value:
+                    reviver = self._revivers.get(value["_type_"])
+                    if reviver is None or "_data_" not in value:
+                        return self._by_mapper(notification)
+                    values[key] = reviver(value["_data_"])
+                    revived += 1
+            if revived != typed:  # a typed value deeper down: the mapper knows how
+                return self._by_mapper(notification)
+        values.pop("class_version", None)
+        originator_id: Any = notification.originator_id
+        values["originator_id"] = find_id_convertor(cls, cast(Hashable, type(originator_id)))(
+            originator_id
+        )
+        values["originator_version"] = notification.originator_version
+        event: Any = object.__new__(cls)
+        object.__setattr__(event, "__dict__", values)
+        return event
