@@ -121,7 +121,11 @@ def build_runtime(
             engine,
             projection,
             batch_size=settings.projection_batch_size,
-            max_batch_size=settings.projection_catch_up_batch_size,
+            # SQLite has one writer for events and read models alike: a long projection
+            # transaction would hold commands off, so batches do not grow there.
+            max_batch_size=settings.projection_catch_up_batch_size
+            if settings.is_postgres
+            else None,
             poll_interval=settings.projection_poll_interval_seconds,
         )
         app.on_recorded(worker.wake)

@@ -87,3 +87,25 @@ def test_nested_typed_values_and_upcast_events_go_through_the_mapper() -> None:
     # The nested Created, and the Renamed (its class may upcast); not the plain Created.
     assert decoder.fallbacks == 2
     assert decoder.decode(notifications[-1]).reason == "typo"
+
+
+def test_uuids_are_revived_as_uuid_does_it() -> None:
+    from uuid import SafeUUID, uuid4
+
+    import pytest
+
+    from slrt.projections.decoding import _uuid_from_hex
+
+    for _ in range(200):
+        expected = uuid4()
+        revived = _uuid_from_hex(expected.hex)
+        assert revived == expected and hash(revived) == hash(expected)
+        assert str(revived) == str(expected) and revived.is_safe is SafeUUID.unknown
+    for odd in ("1_" * 16, "+" + "1" * 31, " " + "a" * 31, "{" + "b" * 32 + "}", "g" * 32, "ab"):
+        try:
+            expected = UUID(odd)
+        except ValueError:
+            with pytest.raises(ValueError):
+                _uuid_from_hex(odd)
+        else:
+            assert _uuid_from_hex(odd) == expected

@@ -16,9 +16,16 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing import postgres as es_postgres
-from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
+from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from slrt.persistence.chain import (
@@ -47,6 +54,11 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             # That path inserts through a database function and would skip the hashes.
             msg = "POSTGRES_ENABLE_DB_FUNCTIONS cannot be used with the audited recorder"
             raise ProgrammingError(msg)
+        self._select_page = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE notification_id >= %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema=Identifier(datastore.schema), events=Identifier(events_table_name))
         prefix = events_table_name.removesuffix("_events")
         self.hashes_table_name = f"{prefix}_event_hashes"
         self.anchors_table_name = f"{prefix}_audit_anchors"
@@ -229,6 +241,41 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 "sealed history stored before hashing was enabled",
             ),
         )
+
+    # -- read by the projections -------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's query; the plain "next page" case (what the projections and the
+        outbox ask) reads tuples instead of dictionaries, a fifth of a catch-up's reading."""
+        if start is None or stop is not None or topics:
+            return super().select_notifications(
+                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+            )
+        first = start if inclusive_of_start else start + 1
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(self._select_page, (first, limit), prepare=True)
+            return [
+                Notification(
+                    id=r[0],
+                    originator_id=r[1],
+                    originator_version=r[2],
+                    topic=r[3],
+                    state=bytes(r[4]),
+                )
+                for r in curs.fetchall()
+            ]
 
     # -- read by slrt.audit ---------------------------------------------------------
 

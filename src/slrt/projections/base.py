@@ -10,8 +10,11 @@ lost notification can never stall a projection.
 
 from __future__ import annotations
 
+import gc
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -25,6 +28,33 @@ from slrt.db import metadata
 from slrt.projections.decoding import EventDecoder
 
 log = structlog.get_logger("slrt.projections")
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_resume = False
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pauses Python's cyclic garbage collector while a batch runs (reference counting
+    still frees everything a batch drops). A catch-up keeps a hundred thousand rows in
+    memory, and each full collection walks them all: measured on 1,000,000 events, the
+    collector took 44 % of the catch-up. Concurrent pauses (one per worker thread) end
+    when the last one ends; a collector that was off stays off."""
+    global _gc_pauses, _gc_resume
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_resume:
+                gc.enable()
+
 
 tracking = Table(
     "projection_tracking",
@@ -88,6 +118,9 @@ class Projection(ABC):
     #: tables, changed rules, a fixed bug): stores projected with another version are
     #: rebuilt from zero when the runtime starts.
     version: int = 1
+    #: How many notifications one batch may read while catching up, when the projection
+    #: bounds its own memory (batch_full) instead of the worker's limit.
+    catch_up_batch_size: int | None = None
 
     @abstractmethod
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
@@ -124,7 +157,9 @@ class ProjectionWorker(BackgroundLoop):
         self.engine = engine
         self.projection = projection
         self.batch_size = batch_size
-        self.max_batch_size = max(batch_size, max_batch_size or batch_size)
+        #: None: batches never grow; else the projection's own limit, if it has one.
+        limit = max_batch_size and (projection.catch_up_batch_size or max_batch_size)
+        self.max_batch_size = max(batch_size, limit or batch_size)
         self.decoder = EventDecoder(app.mapper)
         self.poll_interval = poll_interval
         super().__init__()
@@ -157,7 +192,7 @@ class ProjectionWorker(BackgroundLoop):
         catch-up in big batches writes a household touched by many events once.
         """
         try:
-            with self.engine.begin() as conn:
+            with cyclic_gc_paused(), self.engine.begin() as conn:
                 start = self._position(conn)
                 if start != self._committed:
                     self.projection.reset_cache()

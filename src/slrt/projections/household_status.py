@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Boolean,
     Column,
@@ -153,8 +155,10 @@ class HouseholdStatusProjection(Projection):
     #: Events are applied in memory a page at a time (the rows they touch loaded in
     #: one query), and the rows written back once, at the end of the batch.
     PAGE = 5_000
-    #: A batch that has this many households in memory asks to end (about 2.5 KB each).
-    MAX_ROWS = 60_000
+    #: A batch that has this many households in memory asks to end (about 2 KB each);
+    #: up to then a catch-up reads on, so each household's row is written once per batch.
+    MAX_ROWS = 150_000
+    catch_up_batch_size = 2_000_000
 
     def __init__(self, lookup_key: bytes) -> None:
         self.lookup_key = lookup_key
@@ -229,9 +233,12 @@ class HouseholdStatusProjection(Projection):
                 for scope, placed in self._placed.items():
                     ranking = self._ranking(conn, scope)
                     rankings[scope] = (ranking, ranking.set_scores(placed))
+            if self._rescore_all:  # the rows in memory here, the others in the table
+                for row in self._rows.values():
+                    row.update(self._scored(conn, row["indicators"], row["member_count"]))
             self._flush_rows(conn)
             if self._rescore_all:
-                self._rescore(conn)
+                self._rescore(conn, skip=self._rows.keys())
                 self._rankings.clear()
                 scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
                 for scope in scopes:
@@ -260,8 +267,8 @@ class HouseholdStatusProjection(Projection):
                 select(household_status).where(among(conn, household_status.c.household_id, chunk))
             ):
                 loaded = dict(row._mapping)
-                loaded["indicators"] = json.loads(loaded["indicators"])
-                loaded["programmes"] = json.loads(loaded["programmes"])
+                loaded["indicators"] = orjson.loads(loaded["indicators"])
+                loaded["programmes"] = orjson.loads(loaded["programmes"])
                 self._rows[row.household_id] = loaded
 
     def _flush_rows(self, conn: Connection) -> None:
@@ -277,8 +284,8 @@ class HouseholdStatusProjection(Projection):
         rows = []
         for row in new + [self._rows[h] for h in changed]:
             values = [row[c] for c in columns]
-            values[at["indicators"]] = json.dumps(row["indicators"])
-            values[at["programmes"]] = json.dumps(row["programmes"])
+            values[at["indicators"]] = orjson.dumps(row["indicators"]).decode()
+            values[at["programmes"]] = orjson.dumps(row["programmes"]).decode()
             rows.append(tuple(values))
         bulk_insert(conn, household_status, columns, rows)
         replaced = sorted(self._lookups)
@@ -402,18 +409,20 @@ class HouseholdStatusProjection(Projection):
             row["members"] = _masked_members(members)
             row["member_count"] = len(members)
             row["head_name"] = next(m["name"] for m in members if m["relationship"] == "head")
-        indicators = row["indicators"] = changes.get("indicators", row["indicators"])
-        row["deprivations"] = deprivation_count(indicators)
-        row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
+        if "indicators" in changes:
+            indicators = row["indicators"] = changes["indicators"]
+            row["deprivations"] = deprivation_count(indicators)
+            row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
         if "indicators" in changes or members is not None:
-            row.update(self._scored(conn, indicators, row["member_count"]))
+            row.update(self._scored(conn, row["indicators"], row["member_count"]))
             if row["score"] is not None and row["status"] == "active":
                 self._place(row["scope"], household_id, row["score"])
-        self._index_identifiers(
-            household_id,
-            niks=[m["nik"] for m in members] if members is not None else None,
-            no_kk=changes.get("no_kk"),
-        )
+        if members is not None or "no_kk" in changes:
+            self._index_identifiers(
+                household_id,
+                niks=[m["nik"] for m in members] if members is not None else None,
+                no_kk=changes.get("no_kk"),
+            )
         row["last_proposal_id"] = str(event.proposal_id)
         row.update(self._touched(event, notification_id))
 
@@ -490,7 +499,8 @@ class HouseholdStatusProjection(Projection):
             )
         )
 
-    def _rescore(self, conn: Connection) -> None:
+    def _rescore(self, conn: Connection, skip: Collection[str]) -> None:
+        """Scores the stored rows (but those in `skip`) with the current model."""
         model = self._current_model(conn)
         assert model is not None
         rows = conn.execute(
@@ -500,12 +510,17 @@ class HouseholdStatusProjection(Projection):
                 household_status.c.member_count,
             )
         ).all()
-        if rows:
+        updates = [
+            {"hid": r[0], "new_score": model.score(orjson.loads(r[1]), r[2])}
+            for r in rows
+            if r[0] not in skip
+        ]
+        if updates:
             conn.execute(
                 update(household_status)
                 .where(household_status.c.household_id == bindparam("hid"))
                 .values(score=bindparam("new_score"), model_version=model.version),
-                [{"hid": r[0], "new_score": model.score(json.loads(r[1]), r[2])} for r in rows],
+                updates,
             )
 
     def rerank(self, conn: Connection, scope: str) -> None:
