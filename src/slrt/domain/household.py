@@ -142,7 +142,7 @@ def validate_household_data(value: Any, *, partial: bool = False) -> dict[str, A
 
 
 def deprivation_count(indicators: dict[str, bool]) -> int:
-    return sum(1 for v in indicators.values() if v)
+    return sum(map(bool, indicators.values()))
 
 
 class Household(Aggregate):

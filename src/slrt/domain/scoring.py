@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import compress
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -29,7 +30,9 @@ class ModelVersion:
 
     def score(self, indicators: dict[str, bool], member_count: int) -> float:
         """Welfare = intercept − Σ weight × deprivation − size weight × ln(members)."""
-        deprivation = sum(self.weights[name] for name, present in indicators.items() if present)
+        # The weights of the present indicators, summed in the indicators' order (the
+        # order fixes the float result); compress/map keep the loop in C.
+        deprivation = sum(compress(map(self.weights.__getitem__, indicators), indicators.values()))
         size_term = self.household_size_weight * math.log(max(member_count, 1))
         return round(self.intercept - deprivation - size_term, 6)
 
