@@ -7,6 +7,7 @@ import base64
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -31,8 +32,52 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from slrt.api.app import create_app
 
+    if args.processes > 1:
+        return _serve_processes(settings, args)
     app = create_app(settings, run_workers=not args.no_workers)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1)
+    return 0
+
+
+def _serve_processes(settings: Settings, args: argparse.Namespace) -> int:
+    """N API processes sharing one listening socket (uvicorn's supervisor restarts any
+    that dies), and, unless --no-workers, one `slrt worker all` process beside them."""
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if not settings.is_postgres:
+        print("--processes needs PostgreSQL: SQLite takes one writing process")
+        return 2
+
+    config = uvicorn.Config(
+        "slrt.api.app:api_process",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.processes,
+        log_config=None,
+    )
+    # Bound here, not by uvicorn: its socket has protocol 0, so asyncio does not set
+    # TCP_NODELAY on the connections, and Nagle's algorithm against the client's delayed
+    # ACKs then held every answer ~40 ms (measured: 48 ms per request at one client).
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.host, args.port))
+    listener.set_inheritable(True)
+    workers = None
+    if not args.no_workers:
+        command = [sys.executable, "-m", "slrt.cli", "worker", "all"]
+        workers = subprocess.Popen(command)
+    log.info("api.processes", processes=args.processes, workers=workers is not None)
+    try:
+        Multiprocess(config, sockets=[listener]).run()
+    finally:
+        if workers is not None:
+            workers.terminate()
+            workers.wait(timeout=30)
     return 0
 
 
@@ -285,6 +330,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--no-workers", action="store_true", help="API only (workers run as `slrt worker`)"
+    )
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="API processes (PostgreSQL; one per core); workers then run in one more process",
     )
     serve.set_defaults(run=_serve)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from slrt.application import Clock, SlrtApplication, utc_now
 from slrt.audit_anchor import AnchorProcess
@@ -111,27 +114,13 @@ def build_runtime(
     clock: Clock = utc_now,
     submission_policy: windows.SubmissionPolicy | None = None,
 ) -> Runtime:
-    app = SlrtApplication(settings, clock=clock, submission_policy=submission_policy)
     engine = create_read_engine(settings)
-    metadata.create_all(engine)  # missing tables
-    runtime = Runtime(settings=settings, app=app, engine=engine)
-    for projection in build_projections(settings):
-        worker = ProjectionWorker(
-            app,
-            engine,
-            projection,
-            batch_size=settings.projection_batch_size,
-            # SQLite has one writer for events and read models alike: a long projection
-            # transaction would hold commands off, so batches do not grow there.
-            max_batch_size=settings.projection_catch_up_batch_size
-            if settings.is_postgres
-            else None,
-            poll_interval=settings.projection_poll_interval_seconds,
-        )
-        app.on_recorded(worker.wake)
-        worker.check_version()
-        runtime.workers[projection.name] = worker
-    create_missing_indexes(engine)
+    with schema_lock(engine):
+        app = SlrtApplication(settings, clock=clock, submission_policy=submission_policy)
+        metadata.create_all(engine)  # missing tables
+        runtime = Runtime(settings=settings, app=app, engine=engine)
+        _add_projection_workers(runtime, settings)
+        create_missing_indexes(engine)
     runtime.processes[AnchorProcess.name] = AnchorProcess(
         app, interval=settings.audit_anchor_interval_seconds
     )
@@ -150,3 +139,53 @@ def build_runtime(
         runtime.processes[outbox.name] = outbox
         runtime.processes[ReferralInbox.name] = ReferralInbox(app, settings)
     return runtime
+
+
+def _add_projection_workers(runtime: Runtime, settings: Settings) -> None:
+    """A worker per projection; a projection of another version is reset first."""
+    app, engine = runtime.app, runtime.engine
+    for projection in build_projections(settings):
+        worker = ProjectionWorker(
+            app,
+            engine,
+            projection,
+            batch_size=settings.projection_batch_size,
+            # SQLite has one writer for events and read models alike: a long projection
+            # transaction would hold commands off, so batches do not grow there.
+            max_batch_size=settings.projection_catch_up_batch_size
+            if settings.is_postgres
+            else None,
+            poll_interval=settings.projection_poll_interval_seconds,
+        )
+        app.on_recorded(worker.wake)
+        worker.check_version()
+        runtime.workers[projection.name] = worker
+
+
+_SCHEMA_LOCK = 0x534C5254  # "SLRT": the advisory lock held while a process sets up tables
+
+
+@contextmanager
+def schema_lock(engine: Engine, *, timeout: float = 300.0) -> Iterator[None]:
+    """Serialises table creation, projection version checks and index creation between
+    processes starting together on one PostgreSQL database (`slrt serve --processes`,
+    a worker beside the API): concurrent CREATE TABLEs of the same name fail on
+    PostgreSQL's catalog even with IF NOT EXISTS. SQLite needs nothing: one process."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        deadline = time.monotonic() + timeout
+        # Polled, not waited for: the connection's lock timeout would cut a wait short
+        # while another process seals a large old store's history.
+        while not conn.execute(select(func.pg_try_advisory_lock(_SCHEMA_LOCK))).scalar():
+            if time.monotonic() > deadline:
+                msg = f"another process held the schema lock for over {timeout:.0f} s"
+                raise TimeoutError(msg)
+            time.sleep(0.05)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(select(func.pg_advisory_unlock(_SCHEMA_LOCK)))
+            conn.commit()

@@ -501,3 +501,36 @@ class TestOnPostgres(ApplicationScenarios):
     @pytest.fixture
     def settings(self, postgres_settings: Settings) -> Settings:
         return postgres_settings
+
+    def test_processes_starting_together_on_a_fresh_database_all_start(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        # As `slrt serve --processes 4` does: each process creates the tables and checks
+        # the projection versions; concurrent CREATE TABLEs failed before the schema lock.
+        start = threading.Barrier(4)
+        runtimes: list[Runtime] = []
+        errors: list[BaseException] = []
+
+        def start_one() -> None:
+            start.wait()
+            try:
+                runtimes.append(build_runtime(settings, clock=clock))
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=start_one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        try:
+            assert errors == [] and len(runtimes) == 4
+            self.publish_model(runtimes[0])
+            hid = self.register(runtimes[1])
+            assert self.status_of(runtimes[2], hid)["rank"] == 1
+            with runtimes[3].engine.connect() as conn:
+                versions = conn.execute(select(projection_versions)).all()
+            assert len(versions) == len(runtimes[3].workers)
+        finally:
+            for runtime in runtimes:
+                runtime.close()

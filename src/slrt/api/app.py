@@ -16,6 +16,7 @@ from slrt.api.routers import complaints, health, households, proposals, scoring,
 from slrt.api.routers import inspection as inspection_routes
 from slrt.api.routers import referrals as referral_routes
 from slrt.config import Settings
+from slrt.logging import configure_logging
 from slrt.runtime import Runtime, build_runtime
 
 log = structlog.get_logger("slrt.api")
@@ -157,3 +158,11 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContext)
     return app
+
+
+def api_process() -> FastAPI:
+    """The API of one of several serving processes (`slrt serve --processes N`): settings
+    from the environment; the projection workers run in a process of their own."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings, run_workers=False)
