@@ -38,6 +38,8 @@ POSTGRES_URL = os.environ.get(
 )
 CONCURRENCY = [int(c) for c in os.environ.get("SLRT_BENCH_CONCURRENCY", "1,8,32,128").split(",")]
 SECONDS = float(os.environ.get("SLRT_BENCH_SECONDS", "8"))
+#: `slrt serve --processes N` (PostgreSQL), one per core of this machine.
+API_PROCESSES = int(os.environ.get("SLRT_BENCH_API_PROCESSES", str(os.cpu_count() or 2)))
 SIGNING_KEY = "bench-signing-key-0123456789abcdef0123456789"
 FRONT_OFFICE = Actor("bench-fo", Role.FRONT_OFFICE, "64.74.01.1001")
 VILLAGE_HEAD = Actor("bench-kades", Role.VILLAGE_HEAD, "64.74.01.1001")
@@ -81,7 +83,7 @@ def load(url: str, concurrency: int, kind: str, token: str = "", ids: Path | Non
 class Server:
     """`slrt serve --no-workers` (or the no-op app) in its own process."""
 
-    def __init__(self, database_url: str | None, *, noop: bool = False) -> None:
+    def __init__(self, database_url: str | None, *, noop: bool = False, processes: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -93,16 +95,23 @@ class Server:
         }
         if database_url:
             env["SLRT_DATABASE_URL"] = database_url
-        if noop:
+        if noop and processes > 1:
+            command = [sys.executable, "-m", "bench.noop_app", str(self.port), str(processes)]
+        elif noop:
             command = [str(BIN / "uvicorn"), "bench.noop_app:app", "--port", str(self.port)]
             command += ["--log-level", "warning"]
         else:
             command = [str(BIN / "slrt"), "serve", "--no-workers", "--port", str(self.port)]
+            command += ["--processes", str(processes)]
         self.process = subprocess.Popen(command, env=env, cwd=ROOT.parent)
         wait_until_up(self.url, "/openapi.json", self.process)
 
     def stop(self) -> float:
-        rss = peak_rss_mb(self.process.pid)
+        """Stops the server; returns the peak RSS of its (largest) serving process."""
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        rss = max(peak_rss_mb(int(pid)) for pid in [self.process.pid, *children])
         self.process.terminate()
         self.process.wait(timeout=30)
         return rss
@@ -186,9 +195,11 @@ def proposals_to_approve(url: str, token: str, count: int, path: Path) -> None:
     path.write_text(json.dumps(ids))
 
 
-def bench_backend(name: str, database_url: str, tokens: dict[str, str]) -> dict[str, Any]:
-    server = Server(database_url)
-    results: dict[str, Any] = {"backend": name, "runs": []}
+def bench_backend(
+    name: str, database_url: str, tokens: dict[str, str], processes: int = 1
+) -> dict[str, Any]:
+    server = Server(database_url, processes=processes)
+    results: dict[str, Any] = {"backend": name, "processes": processes, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for concurrency in CONCURRENCY:
             for kind in ("register", "complaint", "approve"):
@@ -216,9 +227,10 @@ def main() -> None:
     }
     report: dict[str, Any] = {"measured_at": now.isoformat(), "seconds_per_run": SECONDS}
 
-    noop = Server(None, noop=True)
-    report["noop_fastapi"] = [{"concurrency": c, **load(noop.url, c, "noop")} for c in CONCURRENCY]
-    noop.stop()
+    for processes, key in ((1, "noop_fastapi"), (API_PROCESSES, "noop_fastapi_processes")):
+        noop = Server(None, noop=True, processes=processes)
+        report[key] = [{"concurrency": c, **load(noop.url, c, "noop")} for c in CONCURRENCY]
+        noop.stop()
 
     postgres_url = fresh_postgres()
     try:
@@ -235,6 +247,13 @@ def main() -> None:
         report["postgres"] = bench_backend("postgres", postgres_url, tokens)
     finally:
         drop_postgres(postgres_url)
+    postgres_url = fresh_postgres()
+    try:
+        report["postgres_processes"] = bench_backend(
+            "postgres", postgres_url, tokens, processes=API_PROCESSES
+        )
+    finally:
+        drop_postgres(postgres_url)
 
     (RESULTS / "api.json").write_text(json.dumps(report, indent=2))
     (RESULTS / "api.md").write_text(markdown(report))
@@ -243,27 +262,32 @@ def main() -> None:
 
 def markdown(report: dict[str, Any]) -> str:
     raw = {r["concurrency"]: r for r in report["raw_insert"]}
-    noop = {r["concurrency"]: r for r in report["noop_fastapi"]}
     lines = [
         f"Measured {report['measured_at']}, {report['seconds_per_run']} s per run.",
         "",
-        "| backend | command | clients | commands/s | p50 ms | p95 ms | p99 ms | errors "
-        "| raw INSERT/s | ratio | no-op API/s | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | API processes | command | clients | commands/s | p50 ms | p95 ms | p99 ms "
+        "| errors | raw INSERT/s | ratio | no-op API/s (same processes) | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for backend in ("sqlite", "postgres"):
-        for run in report[backend]["runs"]:
+    for key in ("sqlite", "postgres", "postgres_processes"):
+        backend, processes = report[key]["backend"], report[key]["processes"]
+        noops = report["noop_fastapi" if processes == 1 else "noop_fastapi_processes"]
+        noop = {r["concurrency"]: r for r in noops}
+        for run in report[key]["runs"]:
             c = run["concurrency"]
             lines.append(
-                f"| {backend} | {run['kind']} | {c} | {run['rate']} | {run['p50_ms']} "
-                f"| {run['p95_ms']} | {run['p99_ms']} | {run['errors']} | {raw[c]['rate']} "
+                f"| {backend} | {processes} | {run['kind']} | {c} | {run['rate']} "
+                f"| {run['p50_ms']} | {run['p95_ms']} | {run['p99_ms']} | {run['errors']} "
+                f"| {raw[c]['rate']} "
                 f"| {run['rate'] / raw[c]['rate']:.2f} | {noop[c]['rate']} "
                 f"| {run['rate'] / noop[c]['rate']:.2f} |"
             )
     lines.append("")
     lines.append(
         f"Peak RSS of the API process: SQLite {report['sqlite']['api_peak_rss_mb']} MB, "
-        f"PostgreSQL {report['postgres']['api_peak_rss_mb']} MB."
+        f"PostgreSQL {report['postgres']['api_peak_rss_mb']} MB, PostgreSQL with "
+        f"{API_PROCESSES} processes {report['postgres_processes']['api_peak_rss_mb']} MB "
+        "(the largest)."
     )
     return "\n".join(lines) + "\n"
 

@@ -42,43 +42,43 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _serve_processes(settings: Settings, args: argparse.Namespace) -> int:
     """N API processes sharing one listening socket (uvicorn's supervisor restarts any
     that dies), and, unless --no-workers, one `slrt worker all` process beside them."""
-    import socket
-
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
     if not settings.is_postgres:
         print("--processes needs PostgreSQL: SQLite takes one writing process")
         return 2
-
-    config = uvicorn.Config(
-        "slrt.api.app:api_process",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.processes,
-        log_config=None,
-    )
-    # Bound here, not by uvicorn: its socket has protocol 0, so asyncio does not set
-    # TCP_NODELAY on the connections, and Nagle's algorithm against the client's delayed
-    # ACKs then held every answer ~40 ms (measured: 48 ms per request at one client).
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.host, args.port))
-    listener.set_inheritable(True)
     workers = None
     if not args.no_workers:
         command = [sys.executable, "-m", "slrt.cli", "worker", "all"]
         workers = subprocess.Popen(command)
     log.info("api.processes", processes=args.processes, workers=workers is not None)
     try:
-        Multiprocess(config, sockets=[listener]).run()
+        serve_in_processes("slrt.api.app:api_process", args.host, args.port, args.processes)
     finally:
         if workers is not None:
             workers.terminate()
             workers.wait(timeout=30)
     return 0
+
+
+def serve_in_processes(factory: str, host: str, port: int, processes: int) -> None:
+    """Serves the app that `factory` ("module:function") builds from `processes`
+    processes on one listening socket, until stopped."""
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        factory, factory=True, host=host, port=port, workers=processes, log_config=None
+    )
+    # Bound here, not by uvicorn: its socket has protocol 0, so asyncio does not set
+    # TCP_NODELAY on the connections, and Nagle's algorithm against the client's delayed
+    # ACKs then held every answer ~40 ms (measured: 48 ms per request at one client).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.set_inheritable(True)
+    Multiprocess(config, sockets=[listener]).run()
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
