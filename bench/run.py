@@ -117,8 +117,14 @@ class Server:
         return rss
 
 
+#: Connections the raw INSERT baseline may open: PostgreSQL's default max_connections is
+#: 100, so "128 clients" are 90 connections there (the API itself pools 40).
+RAW_CONNECTIONS = int(os.environ.get("SLRT_BENCH_RAW_CONNECTIONS", "90"))
+
+
 def raw_inserts(database_url: str, concurrency: int) -> dict[str, Any]:
     """Baseline: single-row INSERT of the same JSON document, one transaction each."""
+    concurrency = min(concurrency, RAW_CONNECTIONS)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_rows")
         conn.execute("CREATE TABLE bench_rows (id uuid PRIMARY KEY, body jsonb NOT NULL)")
@@ -146,6 +152,7 @@ def raw_inserts(database_url: str, concurrency: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     every = sorted(v for values in latencies for v in values)
     return {
+        "connections": concurrency,
         "requests": sum(counts),
         "rate": round(sum(counts) / elapsed, 1),
         "p99_ms": round(every[min(len(every) - 1, int(0.99 * len(every)))], 2),

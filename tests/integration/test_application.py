@@ -358,6 +358,33 @@ class ApplicationScenarios:
         assert self._snapshot(runtime) == live  # _snapshot catches up first
         assert len(live["household_status"]) == len(ids)
 
+    def test_a_projection_that_is_behind_reads_many_pages_in_one_batch(
+        self, runtime: Runtime
+    ) -> None:
+        self.publish_model(runtime)
+        for deprived in (2, 5, 8, 11):
+            self.register(runtime, deprived=deprived)
+        live = self._snapshot(runtime)
+        total = runtime.app.recorder.max_notification_id() or 0
+        assert total > 14
+
+        proposals = runtime.workers["proposal_list"]
+        proposals.reset()
+        proposals.batch_size, proposals.max_batch_size = 2, 7
+        # Full pages of 2 while behind, up to 7 notifications: three pages in one batch.
+        assert proposals.run_once() == 6
+        assert proposals.position() == 6
+        households = runtime.workers["household_status"]
+        households.reset()
+        households.batch_size, households.max_batch_size = 2, 1_000
+        households.projection.MAX_ROWS = 2  # type: ignore[misc]
+        # household_status ends the batch once it holds two events' or households' rows.
+        first = households.run_once()
+        with runtime.engine.connect() as conn:
+            rows = conn.execute(select(household_status.c.household_id)).all()
+        assert 1 <= len(rows) < 4 and first < total
+        assert self._snapshot(runtime) == live  # the rest, then equal to the live rows
+
     @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
     def test_projections_decode_every_event_as_the_library_mapper_does(
         self, settings: Settings, clock: Clock, encrypted: bool

@@ -166,6 +166,9 @@ class HouseholdStatusProjection(Projection):
         self._rankings: dict[str, ScopeRanking] = {}
         #: The new score (None: no longer ranked) of each household placed in the batch.
         self._placed: dict[str, dict[str, float | None]] = {}
+        #: Households whose indicators or members changed in the batch: scored (and
+        #: placed) once at its end, however many times they changed.
+        self._unscored: set[str] = set()
         self._pending: list[tuple[Any, int]] = []
         self._rows: dict[str, dict[str, Any]] = {}
         self._new: set[str] = set()
@@ -181,6 +184,7 @@ class HouseholdStatusProjection(Projection):
 
     def _clear_batch(self) -> None:
         self._placed.clear()
+        self._unscored.clear()
         self._pending.clear()
         self._rows = {}
         self._new, self._changed, self._lookups = set(), set(), {}
@@ -212,7 +216,7 @@ class HouseholdStatusProjection(Projection):
                 self._apply_pending(conn)
 
     def batch_full(self) -> bool:
-        return len(self._rows) >= self.MAX_ROWS
+        return len(self._rows) + len(self._pending) >= self.MAX_ROWS
 
     # -- the batch ------------------------------------------------------------------
 
@@ -226,6 +230,7 @@ class HouseholdStatusProjection(Projection):
     def finish_batch(self, conn: Connection) -> None:
         try:
             self._apply_pending(conn)
+            self._score_changed(conn)
             # Rankings first: a scope's ranking is loaded from the rows as they were
             # before this batch.
             rankings = {}
@@ -249,6 +254,17 @@ class HouseholdStatusProjection(Projection):
                     self._record_population(conn, scope, len(ranking))
         finally:
             self._clear_batch()
+
+    def _score_changed(self, conn: Connection) -> None:
+        """Scores the households whose data changed in the batch, with the model current
+        at its end (a model published in the batch rescores everyone anyway)."""
+        for household_id in sorted(self._unscored):
+            row = self._rows[household_id]
+            row["deprivations"] = deprivation_count(row["indicators"])
+            row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
+            row.update(self._scored(conn, row["indicators"], row["member_count"]))
+            if row["score"] is not None and row["status"] == "active":
+                self._place(row["scope"], household_id, row["score"])
 
     def _load_rows(self, conn: Connection, pending: list[tuple[Any, int]]) -> None:
         """Loads the rows these events touch that are not in memory yet."""
@@ -410,13 +426,9 @@ class HouseholdStatusProjection(Projection):
             row["member_count"] = len(members)
             row["head_name"] = next(m["name"] for m in members if m["relationship"] == "head")
         if "indicators" in changes:
-            indicators = row["indicators"] = changes["indicators"]
-            row["deprivations"] = deprivation_count(indicators)
-            row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
+            row["indicators"] = changes["indicators"]
         if "indicators" in changes or members is not None:
-            row.update(self._scored(conn, row["indicators"], row["member_count"]))
-            if row["score"] is not None and row["status"] == "active":
-                self._place(row["scope"], household_id, row["score"])
+            self._unscored.add(household_id)
         if members is not None or "no_kk" in changes:
             self._index_identifiers(
                 household_id,
