@@ -17,6 +17,7 @@ from slrt.domain.common import InvalidInput, VersionMismatch
 from slrt.domain.household import HouseholdRemoved
 from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
 from slrt.domain.windows import OutsideSubmissionWindow
+from slrt.projections import base as projections_base
 from slrt.projections import score_log
 from slrt.projections.base import projection_versions
 from slrt.projections.household_status import (
@@ -359,7 +360,7 @@ class ApplicationScenarios:
         assert len(live["household_status"]) == len(ids)
 
     def test_a_projection_that_is_behind_reads_many_pages_in_one_batch(
-        self, runtime: Runtime
+        self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         self.publish_model(runtime)
         for deprived in (2, 5, 8, 11):
@@ -371,13 +372,15 @@ class ApplicationScenarios:
         proposals = runtime.workers["proposal_list"]
         proposals.reset()
         proposals.batch_size, proposals.max_batch_size = 2, 7
-        # Full pages of 2 while behind, up to 7 notifications: three pages in one batch.
-        assert proposals.run_once() == 6
-        assert proposals.position() == 6
+        # A full first page (2) says it is behind: it reads on, in bigger pages, up to 7
+        # notifications in one batch.
+        assert proposals.run_once() == 7
+        assert proposals.position() == 7
         households = runtime.workers["household_status"]
         households.reset()
         households.batch_size, households.max_batch_size = 2, 1_000
         households.projection.MAX_ROWS = 2  # type: ignore[misc]
+        monkeypatch.setattr(projections_base, "CATCH_UP_PAGE", 2)  # pages stay small
         # household_status ends the batch once it holds two events' or households' rows.
         first = households.run_once()
         with runtime.engine.connect() as conn:
