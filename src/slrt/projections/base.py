@@ -126,6 +126,10 @@ class Projection(ABC):
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         """Applies one event. Must be deterministic: a rebuild gives the same rows."""
 
+    def before_page(self, conn: Connection, page: Sequence[Notification]) -> None:  # noqa: B027
+        """Called with each page of notifications before its events are applied: a
+        projection may load, in one query, the rows the page's events will need."""
+
     def finish_batch(self, conn: Connection) -> None:  # noqa: B027 - optional hook
         """Work done once per batch (e.g. writing the desils the batch changed)."""
 
@@ -232,6 +236,7 @@ class ProjectionWorker(BackgroundLoop):
         handles = self.projection.handles
         decode = self.decoder.decode
         apply = self.projection.apply
+        self.projection.before_page(conn, page)
         for notification in page:
             if handles and notification.topic.rpartition(":")[2] not in handles:
                 continue

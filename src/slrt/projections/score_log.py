@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.persistence import Notification
 from sqlalchemy import (
     Column,
     Connection,
@@ -44,7 +45,7 @@ from sqlalchemy import (
     update,
 )
 
-from slrt.db import HouseholdId, UtcDateTime, metadata
+from slrt.db import HouseholdId, UtcDateTime, among, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.domain.scoring import ModelVersion
 from slrt.projections.base import Projection
@@ -207,6 +208,27 @@ class ScoreLogProjection(Projection):
         }.get(type(event).__qualname__)
         if handler is not None:
             handler(conn, event, notification_id)
+
+    def before_page(self, conn: Connection, page: Sequence[Notification]) -> None:
+        """Loads, in one query per 5,000, the stored states of the households the page
+        changes that are not in memory (one query each cost 60 % of a catch-up). Any
+        state still missing later (after a model version cleared them) is read alone."""
+        if self._conn is not conn:
+            self._reset(conn)
+        wanted = sorted(
+            {
+                str(n.originator_id)
+                for n in page
+                if n.topic.endswith((":Household.DataUpdated", ":Household.Removed"))
+            }
+            - self._states.keys()
+        )
+        for start in range(0, len(wanted), 5000):
+            chunk = wanted[start : start + 5000]
+            for row in conn.execute(
+                select(score_current).where(among(conn, score_current.c.household_id, chunk))
+            ):
+                self._states.setdefault(row.household_id, dict(row._mapping))
 
     def finish_batch(self, conn: Connection) -> None:
         if self._conn is conn:
