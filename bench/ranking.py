@@ -104,7 +104,7 @@ def bench(settings: Settings) -> dict[str, Any]:
                 .where(household_status.c.household_id == hid)
                 .values(score=score)
             )
-            projection._place(conn, SCOPE, hid, score)
+            projection._place(SCOPE, hid, score)
             projection.finish_batch(conn)
 
         one_change.append(timed(engine, change))
