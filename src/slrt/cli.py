@@ -41,22 +41,42 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _serve_processes(settings: Settings, args: argparse.Namespace) -> int:
     """N API processes sharing one listening socket (uvicorn's supervisor restarts any
-    that dies), and, unless --no-workers, one `slrt worker all` process beside them."""
+    that dies), and, unless --no-workers, one `slrt worker all` process beside them,
+    started again if it dies."""
     if not settings.is_postgres:
         print("--processes needs PostgreSQL: SQLite takes one writing process")
         return 2
-    workers = None
+    stopping = threading.Event()
+    supervisor = None
     if not args.no_workers:
-        command = [sys.executable, "-m", "slrt.cli", "worker", "all"]
-        workers = subprocess.Popen(command)
-    log.info("api.processes", processes=args.processes, workers=workers is not None)
+        supervisor = threading.Thread(
+            target=_keep_workers_running, args=(stopping,), name="workers-supervisor"
+        )
+        supervisor.start()
+    log.info("api.processes", processes=args.processes, workers=supervisor is not None)
     try:
         serve_in_processes("slrt.api.app:api_process", args.host, args.port, args.processes)
     finally:
-        if workers is not None:
-            workers.terminate()
-            workers.wait(timeout=30)
+        stopping.set()
+        if supervisor is not None:
+            supervisor.join(timeout=40)
     return 0
+
+
+def _keep_workers_running(stopping: threading.Event) -> None:
+    """Runs `slrt worker all` until `stopping`; starts it again (after a second) whenever
+    it exits, so projections never stall behind a crashed worker process."""
+    command = [sys.executable, "-m", "slrt.cli", "worker", "all"]
+    while not stopping.is_set():
+        process = subprocess.Popen(command)
+        while process.poll() is None and not stopping.wait(0.5):
+            pass
+        if process.poll() is None:  # stopping
+            process.terminate()
+            process.wait(timeout=30)
+            return
+        log.error("workers.exited", returncode=process.returncode, action="starting again")
+        stopping.wait(1.0)
 
 
 def serve_in_processes(factory: str, host: str, port: int, processes: int) -> None:

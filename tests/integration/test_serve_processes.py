@@ -4,6 +4,7 @@ against the real PostgreSQL, started together on a fresh database."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,8 +26,34 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _children(pid: int, containing: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid), "-f", containing], capture_output=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def submit(base: str, auth: dict[str, str], numbers: range) -> None:
+    # New connections each time: the kernel spreads them over both API processes.
+    answers = [
+        httpx.post(f"{base}/api/v1/proposals", json=register_body(n), headers=auth) for n in numbers
+    ]
+    assert [a.status_code for a in answers] == [201] * len(numbers)
+
+
+def wait_for_proposals(base: str, auth: dict[str, str], total: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        listed = httpx.get(f"{base}/api/v1/proposals", params={"limit": 50}, headers=auth)
+        assert listed.status_code == 200
+        if listed.json()["total"] == total:
+            return
+        assert time.monotonic() < deadline, listed.json()["total"]
+        time.sleep(0.2)
+
+
 @pytest.mark.postgres
-def test_two_api_processes_and_a_worker_serve_one_store(postgres_settings: Settings) -> None:
+def test_two_api_processes_and_a_restarted_worker_serve_one_store(
+    postgres_settings: Settings,
+) -> None:
     port = _free_port()
     env = {
         **os.environ,
@@ -52,21 +79,15 @@ def test_two_api_processes_and_a_worker_serve_one_store(postgres_settings: Setti
                 pass
             assert time.monotonic() < deadline, "not serving after 60 s"
             time.sleep(0.2)
-        # New connections each time: the kernel spreads them over both processes.
-        answers = [
-            httpx.post(f"{base}/api/v1/proposals", json=register_body(n), headers=auth)
-            for n in range(12)
-        ]
-        assert [a.status_code for a in answers] == [201] * 12
+        submit(base, auth, range(12))
         # The worker process (not the API processes) projects them.
-        deadline = time.monotonic() + 30
-        while True:
-            listed = httpx.get(f"{base}/api/v1/proposals", params={"limit": 50}, headers=auth)
-            assert listed.status_code == 200
-            if listed.json()["total"] == 12:
-                break
-            assert time.monotonic() < deadline, listed.json()["total"]
-            time.sleep(0.2)
+        wait_for_proposals(base, auth, 12)
+        # A worker process that dies is started again, and the projections go on.
+        (worker,) = _children(server.pid, "worker")
+        os.kill(worker, signal.SIGKILL)
+        submit(base, auth, range(12, 20))
+        wait_for_proposals(base, auth, 20)
+        assert _children(server.pid, "worker") not in ([], [worker])
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0
