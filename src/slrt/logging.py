@@ -56,11 +56,17 @@ def _mask(value: Any) -> Any:
     return value
 
 
+#: Fields the logging itself adds: never personal data. (An ISO timestamp looks like a
+#: candidate to `_CANDIDATE`, and sent every log line through the detector: ~0.5 ms.)
+_OWN_FIELDS = frozenset({"timestamp", "level", "logger"})
+
+
 def mask_personal_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        event_dict[key] = _mask(value)
+        if key not in _OWN_FIELDS:
+            event_dict[key] = _mask(value)
     return event_dict
 
 
@@ -80,7 +86,12 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Lines below the level are dropped before any processor (masking) runs.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

@@ -62,3 +62,20 @@ def test_a_full_scenario_logs_no_full_nik(api: Api, capsys: pytest.CaptureFixtur
     finally:
         logging.getLogger().handlers[:] = []  # they write to capsys's stream, closed next
         structlog.reset_defaults()
+
+
+def test_the_logs_own_fields_skip_the_detector_and_the_rest_is_masked() -> None:
+    from slrt.logging import mask_personal_data
+
+    line = mask_personal_data(
+        None,
+        "info",
+        {
+            "timestamp": "2026-11-23T22:32:10.615989Z",
+            "level": "info",
+            "event": "NIK 6474010301500001 dicek",
+            "phone": "0812-3456-7890",
+        },
+    )
+    assert line["timestamp"] == "2026-11-23T22:32:10.615989Z"
+    assert "6474010301500001" not in line["event"] and "3456-7890" not in line["phone"]
