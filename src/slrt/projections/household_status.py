@@ -166,8 +166,8 @@ class HouseholdStatusProjection(Projection):
         self._rankings: dict[str, ScopeRanking] = {}
         #: The new score (None: no longer ranked) of each household placed in the batch.
         self._placed: dict[str, dict[str, float | None]] = {}
-        #: Households whose indicators or members changed in the batch: scored (and
-        #: placed) once at its end, however many times they changed.
+        #: Households registered, or whose indicators or members changed, in the batch:
+        #: scored (and placed) once at its end, however many times they changed.
         self._unscored: set[str] = set()
         self._pending: list[tuple[Any, int]] = []
         self._rows: dict[str, dict[str, Any]] = {}
@@ -234,13 +234,13 @@ class HouseholdStatusProjection(Projection):
             # Rankings first: a scope's ranking is loaded from the rows as they were
             # before this batch.
             rankings = {}
-            if not self._rescore_all:  # else every scope is ranked again below
+            if self._rescore_all:  # rows in memory here, stored ones after the flush
+                for row in self._rows.values():
+                    row.update(self._scored(conn, row["indicators"], row["member_count"]))
+            else:  # rankings as they were before this batch, then moved
                 for scope, placed in self._placed.items():
                     ranking = self._ranking(conn, scope)
                     rankings[scope] = (ranking, ranking.set_scores(placed))
-            if self._rescore_all:  # the rows in memory here, the others in the table
-                for row in self._rows.values():
-                    row.update(self._scored(conn, row["indicators"], row["member_count"]))
             self._flush_rows(conn)
             if self._rescore_all:
                 self._rescore(conn, skip=self._rows.keys())
@@ -248,10 +248,9 @@ class HouseholdStatusProjection(Projection):
                 scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
                 for scope in scopes:
                     self.rerank(conn, scope)
-            else:
-                for scope, (ranking, touched) in rankings.items():
-                    self._write_ranking(conn, scope, ranking, touched)
-                    self._record_population(conn, scope, len(ranking))
+            for scope, (ranking, touched) in rankings.items():
+                self._write_ranking(conn, scope, ranking, touched)
+                self._record_population(conn, scope, len(ranking))
         finally:
             self._clear_batch()
 
@@ -367,8 +366,6 @@ class HouseholdStatusProjection(Projection):
     def _registered(self, conn: Connection, event: Any, notification_id: int) -> None:
         data = event.data
         household_id = str(event.originator_id)
-        indicators = data["indicators"]
-        scored = self._scored(conn, indicators, len(data["members"]))
         self._rows[household_id] = {
             "household_id": household_id,
             "region": data["region"],
@@ -383,20 +380,16 @@ class HouseholdStatusProjection(Projection):
             "no_kk_masked": mask_identifier(data["no_kk"]),
             "members": _masked_members(data["members"]),
             "member_count": len(data["members"]),
-            "indicators": indicators,
-            "deprivations": deprivation_count(indicators),
-            "is_poor": deprivation_count(indicators) >= POOR_HOUSEHOLD_THRESHOLD,
+            "indicators": data["indicators"],
             "pmks": json.dumps(data.get("pmks", [])),
             "programmes": [],
             "registered_at": event.timestamp,
             "source": event.source,
             "last_proposal_id": str(event.proposal_id) if event.proposal_id else None,
-            **scored,
             **self._touched(event, notification_id),
         }
         self._new.add(household_id)
-        if scored["score"] is not None:
-            self._place(kabupaten_of(data["region"]), household_id, scored["score"])
+        self._unscored.add(household_id)  # deprivations, score and place: end of batch
         self._index_identifiers(
             household_id, niks=[m["nik"] for m in data["members"]], no_kk=data["no_kk"]
         )
