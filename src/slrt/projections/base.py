@@ -21,7 +21,6 @@ import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from sqlalchemy import Column, Connection, Engine, Integer, String, Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from slrt.background import BackgroundLoop
 from slrt.db import metadata
@@ -278,14 +277,8 @@ class ProjectionWorker(BackgroundLoop):
         """Rebuilds from zero (creates the tables again and forgets the position; the
         workers then replay) when the stored rows were projected by another version of
         the projection; rows from before versions were recorded count as version 1.
-        True if it reset. Processes starting together may race to record the version:
-        the loser reads it again."""
-        try:
-            return self._check_version()
-        except IntegrityError:
-            return self._check_version()
-
-    def _check_version(self) -> bool:
+        True if it reset. Runs under the runtime's schema lock, so processes starting
+        together take turns (slrt.runtime.schema_lock)."""
         wanted = self.projection.version
         with self.engine.begin() as conn:
             stored = conn.execute(

@@ -47,15 +47,12 @@ class EventDecoder:
     def __init__(self, mapper: Mapper[Any]) -> None:
         self.mapper = mapper
         transcoder = mapper.transcoder
+        #: Only the library's JSON transcoder is understood; any other goes by the mapper.
         self._fast = isinstance(transcoder, JSONTranscoder)
-        self._revivers = (
-            {
-                name: _uuid_from_hex if type(t) is UUIDAsHex else t.decode
-                for name, t in transcoder.names.items()
-            }
-            if isinstance(transcoder, JSONTranscoder)
-            else {}
-        )
+        self._revivers = {
+            name: _uuid_from_hex if type(t) is UUIDAsHex else t.decode
+            for name, t in getattr(transcoder, "names", {}).items()
+        }
         self._classes: dict[str, type | None] = {}
         #: How many events went through the library's mapper (the slow way).
         self.fallbacks = 0
