@@ -7,6 +7,7 @@ where batching commits (group commit) can later be added.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -564,6 +565,15 @@ class SlrtApplication(Application[UUID]):
                 timestamp=self.clock(),
             )
             return policy
+
+    def ensure_sla_policy(self) -> None:
+        """Stores the default SLA policy if none is stored yet. The runtime calls it at
+        start, so the first commands on a fresh store do not each carry a copy of it
+        (concurrent copies conflict, and every one of those commands is then retried)."""
+        for aggregate in self._sla_policy_if_new():
+            with contextlib.suppress(IntegrityError):  # another process stored it first
+                self.save(aggregate)
+        self._sla_policy_stored = True
 
     def _sla_policy_if_new(self) -> list[Aggregate]:
         """The default policy to save with a command that starts SLA clocks, if none is

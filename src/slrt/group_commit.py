@@ -50,6 +50,8 @@ class GroupCommitter:
         self._thread.start()
         self.batches = 0
         self.commands = 0
+        #: Batches that conflicted and were saved again one command at a time.
+        self.split_batches = 0
 
     def commit(self, aggregates: Sequence[Any]) -> None:
         """Saves the aggregates' new events in some upcoming transaction; raises what
@@ -104,6 +106,7 @@ class GroupCommitter:
                         pending.done.set_exception(error)
                     return
                 # Someone in the batch conflicts: save each alone below.
+                self.split_batches += 1
             else:
                 for pending in batch:
                     pending.done.set_result(None)

@@ -117,6 +117,7 @@ def build_runtime(
     engine = create_read_engine(settings)
     with schema_lock(engine):
         app = SlrtApplication(settings, clock=clock, submission_policy=submission_policy)
+        app.ensure_sla_policy()
         metadata.create_all(engine)  # missing tables
         runtime = Runtime(settings=settings, app=app, engine=engine)
         _add_projection_workers(runtime, settings)
