@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ import jwt
 import pytest
 
 from slrt.domain.common import Actor, Role
-from slrt.security import issue_token
+from slrt.security import TokenVerifier, Unauthenticated, issue_token
 from tests.api.conftest import Api
 from tests.api.test_proposals_api import PROPOSALS, approve, submit, verify
 from tests.builders import (
@@ -78,6 +79,7 @@ def _token(api: Api, *, key: str | None = None, kid: str = "slrt-1", **claims: A
         ({"slrt_role": "emperor"}, "role"),
         ({"slrt_region": "64.74.99.9999"}, "region"),
         ({"sub": None}, "sub"),
+        ({"exp": "tomorrow"}, "exp"),
     ],
 )
 def test_invalid_tokens_are_refused(api: Api, claims: dict[str, Any], why: str) -> None:
@@ -85,6 +87,24 @@ def test_invalid_tokens_are_refused(api: Api, claims: dict[str, Any], why: str) 
     answer = api.client.get("/api/v1/households", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 401, answer.text
     assert why in answer.json()["detail"].lower()
+
+
+def test_an_accepted_token_is_remembered_only_until_it_expires(api: Api) -> None:
+    settings = api.runtime.settings
+    now = [time.time()]
+    tokens = TokenVerifier(settings, clock=lambda: now[0])
+    token = _token(api, exp=datetime.fromtimestamp(now[0], UTC) + timedelta(minutes=5))
+    assert tokens.actor(token).user_id == "fo"
+    assert tokens.actor(token).user_id == "fo"  # remembered
+    head, _, signature = token.split(".")
+    forged = _token(api, key="not-the-secret-0123456789abcdef0123456789", sub="admin")
+    with pytest.raises(Unauthenticated):  # only the exact string verified is remembered
+        tokens.actor(f"{head}.{forged.split('.')[1]}.{signature}")
+    now[0] += 5 * 60 + settings.token_leeway_seconds - 1
+    assert tokens.actor(token).user_id == "fo"
+    now[0] += 1
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.actor(token)
 
 
 def test_a_token_signed_with_another_secret_is_refused(api: Api) -> None:

@@ -18,6 +18,7 @@ from slrt.api.routers import referrals as referral_routes
 from slrt.config import Settings
 from slrt.logging import configure_logging
 from slrt.runtime import Runtime, build_runtime
+from slrt.security import TokenVerifier
 
 log = structlog.get_logger("slrt.api")
 
@@ -142,6 +143,7 @@ def create_app(
     )
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.tokens = TokenVerifier(settings)
     errors.install(app)
 
     for router in (

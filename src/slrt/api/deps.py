@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from slrt.application import Idempotency
 from slrt.domain.common import Actor, InvalidInput
 from slrt.runtime import Runtime
-from slrt.security import Unauthenticated, actor_from_token
+from slrt.security import TokenVerifier, Unauthenticated
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -32,7 +32,6 @@ _bearer = HTTPBearer(
 
 def get_actor(
     request: Request,
-    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     """The caller, from a valid bearer token, with the request's id (recorded on every
@@ -40,7 +39,8 @@ def get_actor(
     one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send a bearer token: Authorization: Bearer <token>")
-    actor = actor_from_token(runtime.settings, credentials.credentials)
+    tokens: TokenVerifier = request.app.state.tokens
+    actor = tokens.actor(credentials.credentials)
     return replace(actor, request_id=getattr(request.state, "request_id", None))
 
 
