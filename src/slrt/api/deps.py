@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers: the runtime, the caller, If-Match, Idempotency-Key."""
+"""Dependencies shared by the routers: the runtime, the caller, If-Match, Idempotency-Key.
+
+They are `async def` on purpose: they only compute (the caller's token is verified once
+and then remembered), and FastAPI runs a plain `def` dependency in its thread pool, a
+hand-over to another thread per dependency per request."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from slrt.runtime import Runtime
 from slrt.security import TokenVerifier, Unauthenticated
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -30,7 +34,7 @@ _bearer = HTTPBearer(
 )
 
 
-def get_actor(
+async def get_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
@@ -47,7 +51,7 @@ def get_actor(
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[
         str | None,
         Header(max_length=40, description='The version from the ETag of your last GET, e.g. "3"'),
