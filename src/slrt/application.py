@@ -1,14 +1,15 @@
 """The SLRT application: imperative commands and queries by id.
 
-Every command goes through one write path, `_execute`, which loads, decides and
-saves in one transaction, and retries on a concurrent edit. That single path is
-where batching commits (group commit) can later be added.
+Every command goes through one write path, `run` (or `run_async` under an event loop),
+which loads, decides and saves in one transaction, with other commands' (group
+commit), and retries on a concurrent edit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -83,6 +84,23 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A command ready to run: `decide` is called on fresh state for each attempt and
+    returns what to save."""
+
+    name: str
+    actor: Actor
+    decide: Callable[[], Decision]
+    idempotency: Idempotency | None = None
+    #: Whether `decide` reads stored state (if not, it may run on an event loop).
+    reads: bool = True
+
+
+#: Runs a call in a worker thread: `await offload(function, *args)`.
+Offload = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
 class Idempotency:
     """The caller's Idempotency-Key and a fingerprint of the request it came with."""
 
@@ -131,61 +149,112 @@ class SlrtApplication(Application[UUID]):
         decide: Callable[[], Decision],
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        return self.run(Command(command, actor, decide, idempotency))
+
+    def run(self, command: Command) -> Outcome:
         """Runs `decide` on freshly loaded aggregates and saves what it returns in one
         transaction. A concurrent edit is retried from fresh state, so the rules are
         checked again against what the other writer saved; after the retries it is
         refused as a conflict, never silently overwritten. With an Idempotency-Key, a
         receipt is saved in the same transaction and a repeat returns the first answer."""
-        attempts = self.settings.command_retries + 1
-        for attempt in range(1, attempts + 1):
-            if idempotency is not None:
-                earlier = self._receipt(actor, idempotency)
-                if earlier is not None:
-                    log.info("command", command=command, outcome="replayed", user=actor.user_id)
-                    return earlier
-            decision = decide()
-            outcome = Outcome(
-                id=decision.subject.id,
-                version=decision.subject.version,
-                aggregate=decision.subject,
-            )
-            save = list(decision.save)
-            if idempotency is not None:
-                save.append(
-                    CommandReceipt(
-                        user_id=actor.user_id,
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        command=command,
-                        result_id=outcome.id,
-                        result_version=outcome.version,
-                        timestamp=self.clock(),
-                    )
-                )
+        for attempt in range(1, self.settings.command_retries + 2):
+            decided = self._decide(command)
+            if isinstance(decided, Outcome):
+                return decided
+            outcome, save = decided
             try:
                 if self._committer is not None:
                     self._committer.commit(save)
                 else:
                     self.save(*save)
             except (IntegrityError, OperationalError) as error:
-                if not is_conflict(error):
-                    raise
-                log.info("command.conflict", command=command, attempt=attempt, user=actor.user_id)
+                self._conflicted(command, attempt, error)
                 continue
-            log.info(
-                "command",
-                command=command,
-                outcome="ok",
-                user=actor.user_id,
-                role=actor.role.value,
-                region=actor.region,
-                aggregate_id=str(outcome.id),
-                version=outcome.version,
+            return self._done(command, outcome)
+        raise self._gave_up(command)
+
+    async def run_async(self, command: Command, *, offload: Offload | None = None) -> Outcome:
+        """`run` for an event loop. The thread that decides is not held while the commit
+        waits for its batch: a command whose decision reads nothing stored is decided on
+        the loop itself, any other in `offload` (a function that runs a call in a worker
+        thread; asyncio.to_thread by default); the loop then awaits the group commit.
+        Saving without group commit happens in `offload` too."""
+        offload = offload or asyncio.to_thread
+        inline = not command.reads and command.idempotency is None
+        for attempt in range(1, self.settings.command_retries + 2):
+            decided = self._decide(command) if inline else await offload(self._decide, command)
+            if isinstance(decided, Outcome):
+                return decided
+            outcome, save = decided
+            try:
+                if self._committer is not None:
+                    # Shielded: a cancelled request must not cancel the commit's future,
+                    # which the committer resolves with the rest of its batch.
+                    await asyncio.shield(asyncio.wrap_future(self._committer.submit(save)))
+                else:
+                    await offload(self.save, *save)
+            except (IntegrityError, OperationalError) as error:
+                self._conflicted(command, attempt, error)
+                continue
+            return self._done(command, outcome)
+        raise self._gave_up(command)
+
+    def _decide(self, command: Command) -> Outcome | tuple[Outcome, list[Aggregate]]:
+        """One attempt's decision: the earlier answer for a repeated Idempotency-Key, or
+        the outcome and the aggregates to save (with the key's receipt)."""
+        actor, idempotency = command.actor, command.idempotency
+        if idempotency is not None:
+            earlier = self._receipt(actor, idempotency)
+            if earlier is not None:
+                log.info("command", command=command.name, outcome="replayed", user=actor.user_id)
+                return earlier
+        decision = command.decide()
+        outcome = Outcome(
+            id=decision.subject.id, version=decision.subject.version, aggregate=decision.subject
+        )
+        save = list(decision.save)
+        if idempotency is not None:
+            save.append(
+                CommandReceipt(
+                    user_id=actor.user_id,
+                    key=idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    command=command.name,
+                    result_id=outcome.id,
+                    result_version=outcome.version,
+                    timestamp=self.clock(),
+                )
             )
-            return outcome
-        raise ConcurrentEdit(
-            f"{command}: another user changed the same record {attempts} times in a row; "
-            "reload and try again"
+        return outcome, save
+
+    @staticmethod
+    def _conflicted(command: Command, attempt: int, error: Exception) -> None:
+        """A concurrent edit is logged and the command tried again; anything else raised."""
+        if not is_conflict(error):
+            raise error
+        log.info(
+            "command.conflict", command=command.name, attempt=attempt, user=command.actor.user_id
+        )
+
+    @staticmethod
+    def _done(command: Command, outcome: Outcome) -> Outcome:
+        actor = command.actor
+        log.info(
+            "command",
+            command=command.name,
+            outcome="ok",
+            user=actor.user_id,
+            role=actor.role.value,
+            region=actor.region,
+            aggregate_id=str(outcome.id),
+            version=outcome.version,
+        )
+        return outcome
+
+    def _gave_up(self, command: Command) -> ConcurrentEdit:
+        return ConcurrentEdit(
+            f"{command.name}: another user changed the same record "
+            f"{self.settings.command_retries + 1} times in a row; reload and try again"
         )
 
     def _receipt(self, actor: Actor, idempotency: Idempotency) -> Outcome | None:
@@ -241,6 +310,28 @@ class SlrtApplication(Application[UUID]):
         note: str | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """A front office logs a proposal (see `submit_proposal_command`)."""
+        return self.run(
+            self.submit_proposal_command(
+                actor=actor,
+                kind=kind,
+                payload=payload,
+                household_id=household_id,
+                note=note,
+                idempotency=idempotency,
+            )
+        )
+
+    def submit_proposal_command(
+        self,
+        *,
+        actor: Actor,
+        kind: str,
+        payload: Any,
+        household_id: UUID | None = None,
+        note: str | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         """A front office logs a proposal. Its data is validated now, so a bad NIK or
         region is refused at the desk, not weeks later at Dinsos."""
         try:
@@ -292,7 +383,10 @@ class SlrtApplication(Application[UUID]):
             )
             return Decision(save=[*self._sla_policy_if_new(), proposal], subject=proposal)
 
-        return self._execute("submit_proposal", actor, decide, idempotency)
+        # A registration reads nothing stored once the SLA policy is (the runtime
+        # stores it at start), so it can be decided on an event loop.
+        reads = proposal_kind is not ProposalKind.REGISTER or not self._sla_policy_stored
+        return Command("submit_proposal", actor, decide, idempotency, reads=reads)
 
     def decide_at_village(
         self,
@@ -305,6 +399,30 @@ class SlrtApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """The musyawarah desa's decision (see `decide_at_village_command`)."""
+        return self.run(
+            self.decide_at_village_command(
+                actor=actor,
+                proposal_id=proposal_id,
+                approve=approve,
+                berita_acara=berita_acara,
+                reason=reason,
+                expected_version=expected_version,
+                idempotency=idempotency,
+            )
+        )
+
+    def decide_at_village_command(
+        self,
+        *,
+        actor: Actor,
+        proposal_id: UUID,
+        approve: bool,
+        berita_acara: Any,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         """Records the musyawarah desa's decision, with its berita acara."""
 
         def decide() -> Decision:
@@ -322,7 +440,7 @@ class SlrtApplication(Application[UUID]):
                 )
             return Decision(save=[proposal], subject=proposal)
 
-        return self._execute("decide_at_village", actor, decide, idempotency)
+        return Command("decide_at_village", actor, decide, idempotency, reads=True)
 
     def decide_at_dinsos(
         self,
@@ -654,6 +772,36 @@ class SlrtApplication(Application[UUID]):
         reporter: dict[str, Any] | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """A complaint is logged (see `receive_complaint_command`)."""
+        return self.run(
+            self.receive_complaint_command(
+                actor=actor,
+                region=region,
+                channel=channel,
+                complaint_type=complaint_type,
+                category=category,
+                description=description,
+                household_id=household_id,
+                member_nik=member_nik,
+                reporter=reporter,
+                idempotency=idempotency,
+            )
+        )
+
+    def receive_complaint_command(
+        self,
+        *,
+        actor: Actor,
+        region: str,
+        channel: str,
+        complaint_type: str,
+        category: str,
+        description: str,
+        household_id: UUID | None = None,
+        member_nik: str | None = None,
+        reporter: dict[str, Any] | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         """A complaint is logged; its SLA clocks start under the policy in force now."""
 
         def decide() -> Decision:
@@ -691,7 +839,7 @@ class SlrtApplication(Application[UUID]):
             save: list[Aggregate] = [policy] if policy.pending_events else []
             return Decision(save=[*save, complaint], subject=complaint)
 
-        return self._execute("receive_complaint", actor, decide, idempotency)
+        return Command("receive_complaint", actor, decide, idempotency, reads=True)
 
     def handle_complaint(
         self,

@@ -56,9 +56,14 @@ class GroupCommitter:
     def commit(self, aggregates: Sequence[Any]) -> None:
         """Saves the aggregates' new events in some upcoming transaction; raises what
         saving raised (IntegrityError on a conflict)."""
+        self.submit(aggregates).result()
+
+    def submit(self, aggregates: Sequence[Any]) -> Future[None]:
+        """Queues the aggregates' new events; the future is done once they are durable
+        (or holds what saving raised)."""
         pending = _Pending([e for a in aggregates for e in a.collect_events()])
         self._queue.put(pending)
-        pending.done.result()
+        return pending.done
 
     def close(self) -> None:
         self._queue.put(None)

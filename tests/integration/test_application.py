@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import threading
@@ -14,7 +15,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy import select, text, update
 
-from slrt.application import SlrtApplication
+from slrt.application import Outcome, SlrtApplication
 from slrt.config import Settings
 from slrt.domain.access import Forbidden
 from slrt.domain.common import InvalidInput, VersionMismatch
@@ -342,6 +343,86 @@ class ApplicationScenarios:
         outcomes = self._race(16, lambda: self.submit(runtime))
         assert outcomes == ["ok"] * 16
         assert committer.split_batches == 0
+
+    # -- commands from an event loop (the HTTP routes) ----------------------------------
+
+    def test_commands_run_from_an_event_loop_share_transactions(self, runtime: Runtime) -> None:
+        committer = runtime.app._committer
+        assert committer is not None
+        batches_before = committer.batches
+        commands = [
+            runtime.app.submit_proposal_command(
+                actor=FRONT_OFFICE, kind="register", payload={"household": household()}
+            )
+            for _ in range(16)
+        ]
+        assert not any(c.reads for c in commands)  # decided on the loop itself
+
+        async def run_all() -> list[Outcome]:
+            return await asyncio.gather(*(runtime.app.run_async(c) for c in commands))
+
+        outcomes = asyncio.run(run_all())
+        assert len({o.id for o in outcomes}) == 16
+        for outcome in outcomes:
+            assert runtime.app.get_proposal(outcome.id).status is ProposalStatus.SUBMITTED
+        assert committer.batches - batches_before < 16
+
+    def test_concurrent_approvals_from_an_event_loop_record_one_approval(
+        self, runtime: Runtime
+    ) -> None:
+        proposal_id = self.submit(runtime)
+        commands = [
+            runtime.app.decide_at_village_command(
+                actor=VILLAGE_HEAD,
+                proposal_id=proposal_id,
+                approve=True,
+                berita_acara=berita_acara(),
+            )
+            for _ in range(8)
+        ]
+
+        async def run_all() -> list[Any]:
+            runs = (runtime.app.run_async(c) for c in commands)
+            return await asyncio.gather(*runs, return_exceptions=True)
+
+        results = asyncio.run(run_all())
+        assert sorted(type(r).__name__ for r in results) == ["Outcome"] + ["ProposalNotPending"] * 7
+        approvals = [
+            e
+            for e in runtime.app.events.get(proposal_id)
+            if type(e).__qualname__ == "Proposal.VillageApproved"
+        ]
+        assert len(approvals) == 1
+
+    def test_a_cancelled_caller_does_not_cancel_its_commit(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        # A batch waits 100 ms for more commands; the first caller gives up after 20 ms
+        # (as a request whose client went away can). Its command is still saved, and
+        # the committer still answers the others.
+        slow = build_runtime(
+            settings.model_copy(update={"group_commit_window_ms": 100}), clock=clock
+        )
+        try:
+            stored_before = slow.app.recorder.max_notification_id() or 0
+
+            def register() -> Any:
+                return slow.app.submit_proposal_command(
+                    actor=FRONT_OFFICE, kind="register", payload={"household": household()}
+                )
+
+            async def scenario() -> Outcome:
+                first = asyncio.create_task(slow.app.run_async(register()))
+                second = asyncio.create_task(slow.app.run_async(register()))
+                await asyncio.sleep(0.02)
+                first.cancel()
+                await asyncio.wait_for(second, timeout=10)
+                return await asyncio.wait_for(slow.app.run_async(register()), timeout=10)
+
+            asyncio.run(scenario())
+            assert slow.app.recorder.max_notification_id() == stored_before + 3
+        finally:
+            slow.close()
 
     @staticmethod
     def _race(threads: int, action: Any) -> list[str]:

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
+from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.complaints import (
@@ -66,7 +67,7 @@ def _may_read(actor: Actor, region: str, escalated_to: str | None) -> None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ComplaintOut)
-def receive_complaint(
+async def receive_complaint(
     body: NewComplaint,
     runtime: RuntimeDep,
     actor: ActorDep,
@@ -74,7 +75,7 @@ def receive_complaint(
     response: Response,
 ) -> ComplaintOut:
     """Logs a complaint; its first-response and resolution clocks start now."""
-    outcome = runtime.app.receive_complaint(
+    command = runtime.app.receive_complaint_command(
         actor=actor,
         region=body.region,
         channel=body.channel.value,
@@ -86,8 +87,12 @@ def receive_complaint(
         reporter=body.reporter.model_dump(exclude_none=True) if body.reporter else None,
         idempotency=key,
     )
-    response.headers["Location"] = f"/api/v1/complaints/{outcome.id}"
-    return _answer(runtime, outcome, response)
+
+    def answer(outcome: Outcome) -> ComplaintOut:
+        response.headers["Location"] = f"/api/v1/complaints/{outcome.id}"
+        return _answer(runtime, outcome, response)
+
+    return await run_command(runtime, command, answer)
 
 
 def _handle(

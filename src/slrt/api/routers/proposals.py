@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
 from slrt.api.disclosure import reveals_identifiers
 from slrt.api.errors import PROBLEM_RESPONSES
@@ -110,7 +111,7 @@ def _answer(runtime: RuntimeDep, actor: Actor, outcome: Outcome, response: Respo
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProposalOut)
-def submit_proposal(
+async def submit_proposal(
     body: Annotated[NewProposal, Body(openapi_examples={"register": {"value": _EXAMPLE_REGISTER}})],
     runtime: RuntimeDep,
     actor: ActorDep,
@@ -122,7 +123,7 @@ def submit_proposal(
     kind = data.pop("kind")
     household_id = data.pop("household_id", None)
     note = data.pop("note", None)
-    outcome = runtime.app.submit_proposal(
+    command = runtime.app.submit_proposal_command(
         actor=actor,
         kind=kind,
         payload=data,
@@ -130,12 +131,16 @@ def submit_proposal(
         note=note,
         idempotency=key,
     )
-    response.headers["Location"] = f"/api/v1/proposals/{outcome.id}"
-    return _answer(runtime, actor, outcome, response)
+
+    def answer(outcome: Outcome) -> ProposalOut:
+        response.headers["Location"] = f"/api/v1/proposals/{outcome.id}"
+        return _answer(runtime, actor, outcome, response)
+
+    return await run_command(runtime, command, answer)
 
 
 @router.post("/{proposal_id}/village-decision", response_model=ProposalOut)
-def decide_at_village(
+async def decide_at_village(
     proposal_id: UUID,
     body: VillageDecision,
     runtime: RuntimeDep,
@@ -145,7 +150,7 @@ def decide_at_village(
     response: Response,
 ) -> ProposalOut:
     """The musyawarah desa's decision, with its berita acara (number, date, SHA-256)."""
-    outcome = runtime.app.decide_at_village(
+    command = runtime.app.decide_at_village_command(
         actor=actor,
         proposal_id=proposal_id,
         approve=body.decision == "approve",
@@ -154,7 +159,9 @@ def decide_at_village(
         expected_version=version,
         idempotency=key,
     )
-    return _answer(runtime, actor, outcome, response)
+    return await run_command(
+        runtime, command, lambda outcome: _answer(runtime, actor, outcome, response)
+    )
 
 
 @router.post("/{proposal_id}/dinsos-decision", response_model=ProposalOut)
