@@ -188,9 +188,7 @@ class SlrtApplication(Application[UUID]):
             outcome, save = decided
             try:
                 if self._committer is not None:
-                    # Shielded: a cancelled request must not cancel the commit's future,
-                    # which the committer resolves with the rest of its batch.
-                    await asyncio.shield(asyncio.wrap_future(self._committer.submit(save)))
+                    await self._committer.commit_async(save)
                 else:
                     await offload(self.save, *save)
             except (IntegrityError, OperationalError) as error:

@@ -11,6 +11,7 @@ events are durable.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -57,6 +58,19 @@ class GroupCommitter:
         """Saves the aggregates' new events in some upcoming transaction; raises what
         saving raised (IntegrityError on a conflict)."""
         self.submit(aggregates).result()
+
+    async def commit_async(self, aggregates: Sequence[Any]) -> None:
+        """`commit` for an event loop: the loop is told when the events are durable. A
+        caller cancelled meanwhile (its client went away) leaves the commit alone: its
+        events are saved with the rest of the batch."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def durable(done: Future[None]) -> None:
+            loop.call_soon_threadsafe(_pass_on, done, waiter)
+
+        self.submit(aggregates).add_done_callback(durable)
+        await waiter
 
     def submit(self, aggregates: Sequence[Any]) -> Future[None]:
         """Queues the aggregates' new events; the future is done once they are durable
@@ -123,3 +137,13 @@ class GroupCommitter:
                 pending.done.set_exception(error)
             else:
                 pending.done.set_result(None)
+
+
+def _pass_on(done: Future[None], waiter: asyncio.Future[None]) -> None:
+    if waiter.cancelled():
+        return
+    error = done.exception()
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)

@@ -40,14 +40,18 @@ def _text(value: Any, *, field: str, max_length: int) -> str:
     return value.strip()
 
 
+#: The indicators' names in their order (iterating the enum costs ~2 µs each time).
+_INDICATORS = tuple(i.value for i in Indicator)
+_INDICATOR_SET = frozenset(_INDICATORS)
+
+
 def validate_indicators(value: Any) -> dict[str, bool]:
     """All 14 BPS indicators, each a yes/no deprivation."""
     if not isinstance(value, dict):
         raise InvalidInput(
             "indicators must be an object of the 14 BPS indicators", field="indicators"
         )
-    expected = {i.value for i in Indicator}
-    missing, unknown = expected - value.keys(), value.keys() - expected
+    missing, unknown = _INDICATOR_SET - value.keys(), value.keys() - _INDICATOR_SET
     if missing or unknown:
         parts = []
         if missing:
@@ -57,7 +61,7 @@ def validate_indicators(value: Any) -> dict[str, bool]:
         raise InvalidInput(f"indicators: {'; '.join(parts)}", field="indicators")
     if not all(isinstance(v, bool) for v in value.values()):
         raise InvalidInput("each indicator must be true or false", field="indicators")
-    return {i.value: value[i.value] for i in Indicator}
+    return {name: value[name] for name in _INDICATORS}
 
 
 def validate_members(value: Any) -> list[dict[str, str]]:
