@@ -394,6 +394,43 @@ class ApplicationScenarios:
         ]
         assert len(approvals) == 1
 
+    def test_commands_from_an_event_loop_without_group_commit(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        # Saving happens in a worker thread then; conflicts are retried the same way.
+        plain = build_runtime(settings.model_copy(update={"group_commit": False}), clock=clock)
+        try:
+            assert plain.app._committer is None
+            submitted = asyncio.run(
+                plain.app.run_async(
+                    plain.app.submit_proposal_command(
+                        actor=FRONT_OFFICE, kind="register", payload={"household": household()}
+                    )
+                )
+            )
+            commands = [
+                plain.app.decide_at_village_command(
+                    actor=VILLAGE_HEAD,
+                    proposal_id=submitted.id,
+                    approve=True,
+                    berita_acara=berita_acara(),
+                )
+                for _ in range(4)
+            ]
+
+            async def run_all() -> list[Any]:
+                runs = (plain.app.run_async(c) for c in commands)
+                return await asyncio.gather(*runs, return_exceptions=True)
+
+            results = asyncio.run(run_all())
+            assert (
+                sorted(type(r).__name__ for r in results)
+                == ["Outcome"] + ["ProposalNotPending"] * 3
+            )
+            assert plain.app.get_proposal(submitted.id).status is ProposalStatus.VILLAGE_APPROVED
+        finally:
+            plain.close()
+
     def test_a_cancelled_caller_does_not_cancel_its_commit(
         self, settings: Settings, clock: Clock
     ) -> None:
