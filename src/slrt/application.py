@@ -438,7 +438,7 @@ class SlrtApplication(Application[UUID]):
                 )
             return Decision(save=[proposal], subject=proposal)
 
-        return Command("decide_at_village", actor, decide, idempotency, reads=True)
+        return Command("decide_at_village", actor, decide, idempotency)
 
     def decide_at_dinsos(
         self,
@@ -450,6 +450,28 @@ class SlrtApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """See `decide_at_dinsos_command`."""
+        return self.run(
+            self.decide_at_dinsos_command(
+                actor=actor,
+                proposal_id=proposal_id,
+                verify=verify,
+                reason=reason,
+                expected_version=expected_version,
+                idempotency=idempotency,
+            )
+        )
+
+    def decide_at_dinsos_command(
+        self,
+        *,
+        actor: Actor,
+        proposal_id: UUID,
+        verify: bool,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         """Dinsos verifies (and the household changes, in the same transaction) or
         returns the proposal to the village."""
 
@@ -467,7 +489,7 @@ class SlrtApplication(Application[UUID]):
             proposal.mark_applied(household_id=household.id, actor=who, timestamp=at)
             return Decision(save=[proposal, household], subject=proposal)
 
-        return self._execute("decide_at_dinsos", actor, decide, idempotency)
+        return Command("decide_at_dinsos", actor, decide, idempotency)
 
     def _apply(self, proposal: Proposal, *, actor: dict[str, str], at: datetime) -> Household:
         """The verified proposal changes the household; its events name the proposal."""
@@ -506,6 +528,26 @@ class SlrtApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """See `withdraw_proposal_command`."""
+        return self.run(
+            self.withdraw_proposal_command(
+                actor=actor,
+                proposal_id=proposal_id,
+                reason=reason,
+                expected_version=expected_version,
+                idempotency=idempotency,
+            )
+        )
+
+    def withdraw_proposal_command(
+        self,
+        *,
+        actor: Actor,
+        proposal_id: UUID,
+        reason: str,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         def decide() -> Decision:
             proposal = self._get(Proposal, proposal_id, "proposal")
             authorize(actor, Action.WITHDRAW_PROPOSAL, proposal.region)
@@ -513,7 +555,7 @@ class SlrtApplication(Application[UUID]):
             proposal.withdraw(reason=reason, actor=actor.as_record(), timestamp=self.clock())
             return Decision(save=[proposal], subject=proposal)
 
-        return self._execute("withdraw_proposal", actor, decide, idempotency)
+        return Command("withdraw_proposal", actor, decide, idempotency)
 
     def get_proposal(self, proposal_id: UUID, version: int | None = None) -> Proposal:
         """The proposal now, or as it was at `version` (to answer a replayed command)."""
@@ -837,7 +879,7 @@ class SlrtApplication(Application[UUID]):
             save: list[Aggregate] = [policy] if policy.pending_events else []
             return Decision(save=[*save, complaint], subject=complaint)
 
-        return Command("receive_complaint", actor, decide, idempotency, reads=True)
+        return Command("receive_complaint", actor, decide, idempotency)
 
     def handle_complaint(
         self,
@@ -849,6 +891,28 @@ class SlrtApplication(Application[UUID]):
         idempotency: Idempotency | None = None,
         **details: Any,
     ) -> Outcome:
+        """See `handle_complaint_command`."""
+        return self.run(
+            self.handle_complaint_command(
+                actor=actor,
+                complaint_id=complaint_id,
+                action=action,
+                expected_version=expected_version,
+                idempotency=idempotency,
+                **details,
+            )
+        )
+
+    def handle_complaint_command(
+        self,
+        *,
+        actor: Actor,
+        complaint_id: UUID,
+        action: str,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+        **details: Any,
+    ) -> Command:
         """acknowledge, assign, escalate, resolve, close or reopen a complaint."""
         handlers = {
             "acknowledge": lambda c, **kw: c.acknowledge(**kw),
@@ -868,7 +932,7 @@ class SlrtApplication(Application[UUID]):
             handlers[action](complaint, actor=actor.as_record(), timestamp=self.clock(), **details)
             return Decision(save=[complaint], subject=complaint)
 
-        return self._execute(f"{action}_complaint", actor, decide, idempotency)
+        return Command(f"{action}_complaint", actor, decide, idempotency)
 
     def get_complaint(self, complaint_id: UUID, version: int | None = None) -> Complaint:
         return self._get(Complaint, complaint_id, "complaint", version)
@@ -889,6 +953,36 @@ class SlrtApplication(Application[UUID]):
         proposal_id: UUID | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """See `create_referral_command`."""
+        return self.run(
+            self.create_referral_command(
+                actor=actor,
+                household_id=household_id,
+                agency=agency,
+                service=service,
+                reason=reason,
+                urgency=urgency,
+                member_nik=member_nik,
+                complaint_id=complaint_id,
+                proposal_id=proposal_id,
+                idempotency=idempotency,
+            )
+        )
+
+    def create_referral_command(
+        self,
+        *,
+        actor: Actor,
+        household_id: UUID,
+        agency: str,
+        service: str,
+        reason: str,
+        urgency: str = "routine",
+        member_nik: str | None = None,
+        complaint_id: UUID | None = None,
+        proposal_id: UUID | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         """A front office or manager refers a household (or one member) to an agency. It
         is only stored here; the outbox publishes it to the agency's topic afterwards."""
 
@@ -919,7 +1013,7 @@ class SlrtApplication(Application[UUID]):
             # As for complaints: the default policy is stored before the first clock.
             return Decision(save=[*self._sla_policy_if_new(), referral], subject=referral)
 
-        return self._execute("create_referral", actor, decide, idempotency)
+        return Command("create_referral", actor, decide, idempotency)
 
     def cancel_referral(
         self,
@@ -930,6 +1024,26 @@ class SlrtApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
+        """See `cancel_referral_command`."""
+        return self.run(
+            self.cancel_referral_command(
+                actor=actor,
+                referral_id=referral_id,
+                reason=reason,
+                expected_version=expected_version,
+                idempotency=idempotency,
+            )
+        )
+
+    def cancel_referral_command(
+        self,
+        *,
+        actor: Actor,
+        referral_id: UUID,
+        reason: str,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> Command:
         def decide() -> Decision:
             referral = self.get_referral(referral_id)
             authorize(actor, Action.CANCEL_REFERRAL, referral.region)
@@ -937,7 +1051,7 @@ class SlrtApplication(Application[UUID]):
             referral.cancel(reason=reason, actor=actor.as_record(), timestamp=self.clock())
             return Decision(save=[referral], subject=referral)
 
-        return self._execute("cancel_referral", actor, decide, idempotency)
+        return Command("cancel_referral", actor, decide, idempotency)
 
     def get_referral(self, referral_id: UUID, version: int | None = None) -> Referral:
         return self._get(Referral, referral_id, "referral", version)

@@ -95,7 +95,7 @@ async def receive_complaint(
     return await run_command(runtime, command, answer)
 
 
-def _handle(
+async def _handle(
     action: str,
     complaint_id: UUID,
     body: BaseModel,
@@ -105,7 +105,7 @@ def _handle(
     key: Any,
     response: Response,
 ) -> ComplaintOut:
-    outcome = runtime.app.handle_complaint(
+    command = runtime.app.handle_complaint_command(
         actor=actor,
         complaint_id=complaint_id,
         action=action,
@@ -113,11 +113,11 @@ def _handle(
         idempotency=key,
         **body.model_dump(mode="json", exclude_none=True),
     )
-    return _answer(runtime, outcome, response)
+    return await run_command(runtime, command, lambda outcome: _answer(runtime, outcome, response))
 
 
 @router.post("/{complaint_id}/acknowledge", response_model=ComplaintOut)
-def acknowledge(
+async def acknowledge(
     complaint_id: UUID,
     body: Acknowledgement,
     runtime: RuntimeDep,
@@ -127,7 +127,7 @@ def acknowledge(
     response: Response,
 ) -> ComplaintOut:
     """The first response to the reporter: stops the first-response clock."""
-    outcome = runtime.app.handle_complaint(
+    command = runtime.app.handle_complaint_command(
         actor=actor,
         complaint_id=complaint_id,
         action="acknowledge",
@@ -135,11 +135,11 @@ def acknowledge(
         idempotency=key,
         note=body.note,
     )
-    return _answer(runtime, outcome, response)
+    return await run_command(runtime, command, lambda outcome: _answer(runtime, outcome, response))
 
 
 @router.post("/{complaint_id}/assign", response_model=ComplaintOut)
-def assign(
+async def assign(
     complaint_id: UUID,
     body: Assignment,
     runtime: RuntimeDep,
@@ -149,11 +149,11 @@ def assign(
     response: Response,
 ) -> ComplaintOut:
     """Assigns (or reassigns) the complaint to an office or an agency."""
-    return _handle("assign", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("assign", complaint_id, body, runtime, actor, version, key, response)
 
 
 @router.post("/{complaint_id}/escalate", response_model=ComplaintOut)
-def escalate(
+async def escalate(
     complaint_id: UUID,
     body: Escalation,
     runtime: RuntimeDep,
@@ -163,11 +163,11 @@ def escalate(
     response: Response,
 ) -> ComplaintOut:
     """Sends the complaint up to the kecamatan or the kabupaten, with a reason."""
-    return _handle("escalate", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("escalate", complaint_id, body, runtime, actor, version, key, response)
 
 
 @router.post("/{complaint_id}/resolve", response_model=ComplaintOut)
-def resolve(
+async def resolve(
     complaint_id: UUID,
     body: Resolution,
     runtime: RuntimeDep,
@@ -178,11 +178,11 @@ def resolve(
 ) -> ComplaintOut:
     """Records the outcome (and the proposal or referral it produced): stops the
     resolution clock."""
-    return _handle("resolve", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("resolve", complaint_id, body, runtime, actor, version, key, response)
 
 
 @router.post("/{complaint_id}/close", response_model=ComplaintOut)
-def close(
+async def close(
     complaint_id: UUID,
     body: Closing,
     runtime: RuntimeDep,
@@ -191,11 +191,11 @@ def close(
     key: IdempotencyDep,
     response: Response,
 ) -> ComplaintOut:
-    return _handle("close", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("close", complaint_id, body, runtime, actor, version, key, response)
 
 
 @router.post("/{complaint_id}/reopen", response_model=ComplaintOut)
-def reopen(
+async def reopen(
     complaint_id: UUID,
     body: Reopening,
     runtime: RuntimeDep,
@@ -205,7 +205,7 @@ def reopen(
     response: Response,
 ) -> ComplaintOut:
     """Reopens a resolved or closed complaint: a fresh resolution clock starts."""
-    return _handle("reopen", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("reopen", complaint_id, body, runtime, actor, version, key, response)
 
 
 @router.get("/{complaint_id}", response_model=ComplaintOut)

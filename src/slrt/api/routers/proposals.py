@@ -165,7 +165,7 @@ async def decide_at_village(
 
 
 @router.post("/{proposal_id}/dinsos-decision", response_model=ProposalOut)
-def decide_at_dinsos(
+async def decide_at_dinsos(
     proposal_id: UUID,
     body: DinsosDecision,
     runtime: RuntimeDep,
@@ -175,7 +175,7 @@ def decide_at_dinsos(
     response: Response,
 ) -> ProposalOut:
     """Dinsos verifies (the household changes at once) or returns the proposal to the village."""
-    outcome = runtime.app.decide_at_dinsos(
+    command = runtime.app.decide_at_dinsos_command(
         actor=actor,
         proposal_id=proposal_id,
         verify=body.decision == "verify",
@@ -183,11 +183,13 @@ def decide_at_dinsos(
         expected_version=version,
         idempotency=key,
     )
-    return _answer(runtime, actor, outcome, response)
+    return await run_command(
+        runtime, command, lambda outcome: _answer(runtime, actor, outcome, response)
+    )
 
 
 @router.post("/{proposal_id}/withdraw", response_model=ProposalOut)
-def withdraw_proposal(
+async def withdraw_proposal(
     proposal_id: UUID,
     body: Withdrawal,
     runtime: RuntimeDep,
@@ -196,14 +198,16 @@ def withdraw_proposal(
     key: IdempotencyDep,
     response: Response,
 ) -> ProposalOut:
-    outcome = runtime.app.withdraw_proposal(
+    command = runtime.app.withdraw_proposal_command(
         actor=actor,
         proposal_id=proposal_id,
         reason=body.reason,
         expected_version=version,
         idempotency=key,
     )
-    return _answer(runtime, actor, outcome, response)
+    return await run_command(
+        runtime, command, lambda outcome: _answer(runtime, actor, outcome, response)
+    )
 
 
 @router.get("/{proposal_id}", response_model=ProposalOut)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
+from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.referrals import Cancellation, NewReferral, ReferralOut
@@ -48,7 +49,7 @@ def _answer(runtime: RuntimeDep, outcome: Outcome, response: Response) -> Referr
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ReferralOut)
-def create_referral(
+async def create_referral(
     body: NewReferral,
     runtime: RuntimeDep,
     actor: ActorDep,
@@ -56,7 +57,7 @@ def create_referral(
     response: Response,
 ) -> ReferralOut:
     """Refers a household or one member to an agency; its acknowledgement clock starts."""
-    outcome = runtime.app.create_referral(
+    command = runtime.app.create_referral_command(
         actor=actor,
         household_id=body.household_id,
         member_nik=body.member_nik,
@@ -68,8 +69,12 @@ def create_referral(
         proposal_id=body.proposal_id,
         idempotency=key,
     )
-    response.headers["Location"] = f"/api/v1/referrals/{outcome.id}"
-    return _answer(runtime, outcome, response)
+
+    def answer(outcome: Outcome) -> ReferralOut:
+        response.headers["Location"] = f"/api/v1/referrals/{outcome.id}"
+        return _answer(runtime, outcome, response)
+
+    return await run_command(runtime, command, answer)
 
 
 @router.get("/{referral_id}", response_model=ReferralOut)
@@ -88,7 +93,7 @@ def get_referral(
 
 
 @router.post("/{referral_id}/cancel", response_model=ReferralOut)
-def cancel_referral(
+async def cancel_referral(
     referral_id: UUID,
     body: Cancellation,
     runtime: RuntimeDep,
@@ -98,11 +103,11 @@ def cancel_referral(
     response: Response,
 ) -> ReferralOut:
     """SLRT withdraws an open referral; the agency is told on its topic."""
-    outcome = runtime.app.cancel_referral(
+    command = runtime.app.cancel_referral_command(
         actor=actor,
         referral_id=referral_id,
         reason=body.reason,
         expected_version=version,
         idempotency=key,
     )
-    return _answer(runtime, outcome, response)
+    return await run_command(runtime, command, lambda outcome: _answer(runtime, outcome, response))
