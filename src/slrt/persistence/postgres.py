@@ -295,16 +295,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             conn.cursor(row_factory=tuple_row) as curs,
         ):
             curs.execute(self._select_page, (first, limit), prepare=True)
-            return [
-                Notification(
-                    id=r[0],
-                    originator_id=r[1],
-                    originator_version=r[2],
-                    topic=r[3],
-                    state=bytes(r[4]),
-                )
-                for r in curs.fetchall()
-            ]
+            return [_notification(*r) for r in curs.fetchall()]
 
     # -- read by slrt.audit ---------------------------------------------------------
 
@@ -365,6 +356,22 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             assert row is not None
             anchor_id: int = row["anchor_id"]
             return anchor_id
+
+
+def _notification(
+    id: int, originator_id: UUID, originator_version: int, topic: str, state: bytes
+) -> Notification:
+    """Notification(...) without the frozen dataclass's __init__ (five
+    object.__setattr__ calls; a million of them in a catch-up)."""
+    notification = object.__new__(Notification)
+    notification.__dict__.update(
+        originator_id=originator_id,
+        originator_version=originator_version,
+        topic=topic,
+        state=bytes(state),
+        id=id,
+    )
+    return notification
 
 
 def _layers(stored_events: Sequence[StoredEvent]) -> list[list[StoredEvent]]:

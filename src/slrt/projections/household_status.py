@@ -139,6 +139,12 @@ _HANDLED = {
 }
 
 
+_OF_HOUSEHOLDS = frozenset(k for k in _HANDLED if k.startswith("Household."))
+#: An event waiting to be applied: its handler's name, the event, its notification id,
+#: and the household's id as text (None for a model publication).
+_Pending = tuple[str, Any, int, str | None]
+
+
 class HouseholdStatusProjection(Projection):
     name = "household_status"
     tables = (
@@ -169,7 +175,7 @@ class HouseholdStatusProjection(Projection):
         #: Households registered, or whose indicators or members changed, in the batch:
         #: scored (and placed) once at its end, however many times they changed.
         self._unscored: set[str] = set()
-        self._pending: list[tuple[Any, int]] = []
+        self._pending: list[_Pending] = []
         self._rows: dict[str, dict[str, Any]] = {}
         self._new: set[str] = set()
         self._changed: set[str] = set()
@@ -210,8 +216,12 @@ class HouseholdStatusProjection(Projection):
             self._placed.setdefault(scope, {})[household_id] = score
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
-        if type(event).__qualname__ in _HANDLED:
-            self._pending.append((event, notification_id))
+        kind = type(event).__qualname__
+        handler = _HANDLED.get(kind)
+        if handler is not None:
+            # The household's id as text, once per event (UUID.__str__ is Python code).
+            household_id = str(event.originator_id) if kind in _OF_HOUSEHOLDS else None
+            self._pending.append((handler, event, notification_id, household_id))
             if len(self._pending) >= self.PAGE:
                 self._apply_pending(conn)
 
@@ -223,9 +233,9 @@ class HouseholdStatusProjection(Projection):
     def _apply_pending(self, conn: Connection) -> None:
         pending, self._pending = self._pending, []
         self._load_rows(conn, pending)
-        for event, notification_id in pending:
-            handler = getattr(self, _HANDLED[type(event).__qualname__])
-            handler(conn, event, notification_id)
+        handlers = {name: getattr(self, name) for name in _HANDLED.values()}
+        for handler, event, notification_id, household_id in pending:
+            handlers[handler](conn, event, notification_id, household_id)
 
     def finish_batch(self, conn: Connection) -> None:
         try:
@@ -265,15 +275,10 @@ class HouseholdStatusProjection(Projection):
             if row["score"] is not None and row["status"] == "active":
                 self._place(row["scope"], household_id, row["score"])
 
-    def _load_rows(self, conn: Connection, pending: list[tuple[Any, int]]) -> None:
+    def _load_rows(self, conn: Connection, pending: list[_Pending]) -> None:
         """Loads the rows these events touch that are not in memory yet."""
         ids = sorted(
-            {
-                str(e.originator_id)
-                for e, _ in pending
-                if type(e).__qualname__ != "Household.Registered"
-                and type(e).__qualname__.startswith("Household.")
-            }
+            {hid for handler, _, _, hid in pending if hid and handler != "_registered"}
             - self._rows.keys()
         )
         for start in range(0, len(ids), 5000):
@@ -363,9 +368,10 @@ class HouseholdStatusProjection(Projection):
                     lookup_hash(self.lookup_key, i) for i in identifiers
                 }
 
-    def _registered(self, conn: Connection, event: Any, notification_id: int) -> None:
+    def _registered(
+        self, conn: Connection, event: Any, notification_id: int, household_id: str
+    ) -> None:
         data = event.data
-        household_id = str(event.originator_id)
         self._rows[household_id] = {
             "household_id": household_id,
             "region": data["region"],
@@ -402,8 +408,9 @@ class HouseholdStatusProjection(Projection):
         self._changed.add(household_id)
         return row
 
-    def _data_updated(self, conn: Connection, event: Any, notification_id: int) -> None:
-        household_id = str(event.originator_id)
+    def _data_updated(
+        self, conn: Connection, event: Any, notification_id: int, household_id: str
+    ) -> None:
         row = self._row(household_id)
         changes = event.changes
         for key in ("address", "rt", "rw"):
@@ -431,8 +438,9 @@ class HouseholdStatusProjection(Projection):
         row["last_proposal_id"] = str(event.proposal_id)
         row.update(self._touched(event, notification_id))
 
-    def _removed(self, conn: Connection, event: Any, notification_id: int) -> None:
-        household_id = str(event.originator_id)
+    def _removed(
+        self, conn: Connection, event: Any, notification_id: int, household_id: str
+    ) -> None:
         row = self._row(household_id)
         row.update(
             status="removed",
@@ -442,8 +450,9 @@ class HouseholdStatusProjection(Projection):
         )
         self._place(row["scope"], household_id, None)
 
-    def _programmes_changed(self, conn: Connection, event: Any, notification_id: int) -> None:
-        household_id = str(event.originator_id)
+    def _programmes_changed(
+        self, conn: Connection, event: Any, notification_id: int, household_id: str
+    ) -> None:
         row = self._row(household_id)
         programmes = set(row["programmes"])
         if type(event).__qualname__ == "Household.Enrolled":
@@ -454,7 +463,9 @@ class HouseholdStatusProjection(Projection):
         row["last_proposal_id"] = str(event.proposal_id)
         row.update(self._touched(event, notification_id))
 
-    def _version_published(self, conn: Connection, event: Any, notification_id: int) -> None:
+    def _version_published(
+        self, conn: Connection, event: Any, notification_id: int, household_id: None
+    ) -> None:
         published_at: datetime = event.timestamp
         conn.execute(
             insert(scoring_versions).values(
