@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -33,7 +33,14 @@ class Actor:
     request_id: str | None = None
 
     def as_record(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items() if v is not None}
+        """The actor as recorded on events (fields that are set, as text). Spelled out:
+        `dataclasses.asdict` deep-copies every field and was ~2 % of a command's CPU."""
+        record = {"user_id": self.user_id, "role": str(self.role), "region": self.region}
+        if self.agency is not None:
+            record["agency"] = self.agency
+        if self.request_id is not None:
+            record["request_id"] = self.request_id
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Actor:

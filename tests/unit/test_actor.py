@@ -1,0 +1,34 @@
+"""The actor recorded on every event: what is stored, and that it reads back the same."""
+
+from __future__ import annotations
+
+from slrt.domain.common import Actor, Role
+
+
+def test_the_record_holds_the_fields_that_are_set_as_text() -> None:
+    actor = Actor("fo-1", Role.FRONT_OFFICE, "64.74.01.1001")
+
+    assert actor.as_record() == {
+        "user_id": "fo-1",
+        "role": "front_office",
+        "region": "64.74.01.1001",
+    }
+    assert type(actor.as_record()["role"]) is str
+
+
+def test_agency_and_request_id_are_recorded_when_set_and_read_back() -> None:
+    actor = Actor("bpjs-1", Role.AGENCY, "64.74", agency="bpjs", request_id="req-9")
+
+    record = actor.as_record()
+
+    assert record == {
+        "user_id": "bpjs-1",
+        "role": "agency",
+        "region": "64.74",
+        "agency": "bpjs",
+        "request_id": "req-9",
+    }
+    assert Actor.from_record(record) == actor
+    assert Actor.from_record(Actor("a", Role.ADMIN, "64").as_record()) == Actor(
+        "a", Role.ADMIN, "64"
+    )
