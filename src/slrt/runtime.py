@@ -15,6 +15,7 @@ from slrt.application import Clock, SlrtApplication, utc_now
 from slrt.audit_anchor import AnchorProcess
 from slrt.config import Settings
 from slrt.db import create_read_engine, metadata
+from slrt.deactivated import DeactivatedUsers
 from slrt.domain import windows
 from slrt.notify import EventListener
 from slrt.projections.base import Projection, ProjectionWorker
@@ -55,6 +56,11 @@ class Runtime:
     processes: dict[str, Any] = field(default_factory=dict)
     #: On PostgreSQL, wakes the started workers when any process records events.
     listener: EventListener | None = None
+    #: Users whose tokens are refused (read at build, then followed by serving processes).
+    deactivated: DeactivatedUsers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deactivated = DeactivatedUsers(self.app.recorder)
 
     def worker_names(self) -> list[str]:
         return [*self.workers, *self.processes]
@@ -95,6 +101,7 @@ class Runtime:
 
     def close(self) -> None:
         self.stop_workers()
+        self.deactivated.stop()
         self.app.close()
         self.engine.dispose()
 
@@ -120,6 +127,7 @@ def build_runtime(
         app.ensure_sla_policy()
         metadata.create_all(engine)  # missing tables
         runtime = Runtime(settings=settings, app=app, engine=engine)
+        runtime.deactivated.refresh()
         _add_projection_workers(runtime, settings)
         create_missing_indexes(engine)
     runtime.processes[AnchorProcess.name] = AnchorProcess(

@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from slrt.domain.common import Actor, Role
+from slrt.runtime import build_runtime
 from slrt.security import TokenVerifier, Unauthenticated, issue_token
 from tests.api.conftest import Api
 from tests.api.test_proposals_api import PROPOSALS, approve, submit, verify
@@ -48,6 +49,94 @@ def test_no_token_is_a_401_problem(api: Api) -> None:
 def test_health_and_openapi_need_no_token(api: Api) -> None:
     assert api.client.get("/api/v1/health").status_code == 200
     assert api.client.get("/openapi.json").status_code == 200
+
+
+def _wait_for(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_deactivated_users_token_is_refused_within_seconds_even_if_accepted_before(
+    api: Api,
+) -> None:
+    api.runtime.app.register_user(
+        actor=ADMIN, user_id=FRONT_OFFICE.user_id, role="front_office", region=DESA
+    )
+    api.runtime.app.register_user(
+        actor=ADMIN, user_id=OTHER_FRONT_OFFICE.user_id, role="front_office", region=OTHER_DESA
+    )
+    token = api.headers(FRONT_OFFICE)
+    assert api.client.get("/api/v1/households", headers=token).status_code == 200
+
+    # Recorded by another process's runtime (the CLI), not through this API.
+    other = build_runtime(api.runtime.settings)
+    try:
+        other.app.deactivate_user(actor=ADMIN, user_id=FRONT_OFFICE.user_id)
+    finally:
+        other.close()
+
+    # The serving process's own follower sees it, not a refresh the test asks for.
+    assert _wait_for(lambda: api.client.get("/api/v1/households", headers=token).status_code == 401)
+    before = api.events()
+    body = {"kind": "register", "household": household()}
+    answer = api.client.post(PROPOSALS, json=body, headers=token)
+    assert answer.status_code == 401
+    assert api.events() == before
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "deactivated" in answer.json()["detail"]
+    # A fresh token for the same user too; other users are untouched.
+    assert api.get("/api/v1/households", FRONT_OFFICE).status_code == 401
+    assert api.get("/api/v1/households", OTHER_FRONT_OFFICE).status_code == 200
+
+
+def test_a_runtime_built_after_a_deactivation_refuses_from_its_first_request(
+    api: Api,
+) -> None:
+    api.runtime.app.register_user(
+        actor=ADMIN, user_id=FRONT_OFFICE.user_id, role="front_office", region=DESA
+    )
+    api.runtime.app.deactivate_user(actor=ADMIN, user_id=FRONT_OFFICE.user_id)
+
+    fresh = build_runtime(api.runtime.settings)
+    try:
+        assert FRONT_OFFICE.user_id in fresh.deactivated
+        assert OTHER_FRONT_OFFICE.user_id not in fresh.deactivated
+    finally:
+        fresh.close()
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_on_every_command(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A JWT from your identity provider, or from `slrt users token <user>`",
+    }
+    operations = [
+        (path, method, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if path != "/api/v1/health"
+    ]
+    assert operations
+    assert all(op.get("security") == [{"HTTPBearer": []}] for _, _, op in operations), [
+        (path, method) for path, method, op in operations if "security" not in op
+    ]
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer", "Bearer ", "Basic Zm86YmFy", "bearer", "Token abc"]
+)
+def test_a_missing_or_other_scheme_is_a_401_problem(api: Api, authorization: str) -> None:
+    answer = api.client.get("/api/v1/households", headers={"Authorization": authorization})
+
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from slrt.application import Idempotency
 from slrt.domain.common import Actor, InvalidInput
@@ -28,26 +29,31 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-_bearer = HTTPBearer(
+
+class BearerCaller(HTTPBearer):
+    """The caller, from a valid bearer token, with the request's id (recorded on every
+    event the request causes). Every endpoint but health and the OpenAPI document needs
+    one. One dependency that is also the OpenAPI security scheme: FastAPI resolves each
+    dependency with its own pass over the request (~20 µs each under load), and the
+    scheme as a sub-dependency of the caller was one more."""
+
+    async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("send a bearer token: Authorization: Bearer <token>")
+        tokens: TokenVerifier = request.app.state.tokens
+        actor = tokens.actor(token)
+        runtime: Runtime = request.app.state.runtime
+        if actor.user_id in runtime.deactivated:
+            raise Unauthenticated(f"user {actor.user_id} has been deactivated")
+        return replace(actor, request_id=getattr(request.state, "request_id", None))
+
+
+get_actor = BearerCaller(
+    scheme_name="HTTPBearer",
     auto_error=False,
     description="A JWT from your identity provider, or from `slrt users token <user>`",
 )
-
-
-async def get_actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Actor:
-    """The caller, from a valid bearer token, with the request's id (recorded on every
-    event the request causes). Every endpoint but health and the OpenAPI document needs
-    one."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("send a bearer token: Authorization: Bearer <token>")
-    tokens: TokenVerifier = request.app.state.tokens
-    actor = tokens.actor(credentials.credentials)
-    return replace(actor, request_id=getattr(request.state, "request_id", None))
-
-
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
