@@ -245,3 +245,21 @@ def test_openapi_document_has_examples(api: Api) -> None:
     document = api.client.get("/openapi.json").json()
     body = document["paths"][PROPOSALS]["post"]["requestBody"]["content"]["application/json"]
     assert "register" in body["examples"]
+
+
+def test_a_nik_from_a_kecamatan_no_longer_listed_is_accepted_with_a_warning(api: Api) -> None:
+    body = {"kind": "register", "household": household(members=3)}
+    # Issued under 64.74.99, a code today's Kemendagri list lacks (as after a pemekaran).
+    body["household"]["members"][2]["nik"] = "647499" + body["household"]["members"][2]["nik"][6:]
+
+    answer = submit(api, body)
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["warnings"] == [
+        "members[2].nik names kecamatan 64.74.99, which Kemendagri does not list today: "
+        "check the number against the KTP (a NIK keeps the code it was issued under, also "
+        "after a region split)"
+    ]
+    again = api.get(f"{PROPOSALS}/{answer.json()['id']}", FRONT_OFFICE)
+    assert again.json()["warnings"] == answer.json()["warnings"]
+    assert submit(api).json()["warnings"] == []

@@ -10,6 +10,7 @@ from slrt.domain.reference import (
     region_name,
     region_timezone,
     require_desa,
+    unlisted_kecamatan,
     validate_nik,
     validate_no_kk,
 )
@@ -36,13 +37,20 @@ def test_a_womans_nik_adds_40_to_the_day() -> None:
         ("647401150880001", "16 digits"),
         ("6474011508800000", "serial"),
         ("6474013208800001", "birth_date"),
-        ("6474991508800001", "kecamatan 64.74.99"),
+        ("6400001508800001", "wilayah"),
         ("0074011508800001", "province"),
     ],
 )
 def test_invalid_niks_are_refused_with_the_reason(nik: str, why: str) -> None:
     with pytest.raises(InvalidInput, match=why):
         validate_nik(nik)
+
+
+def test_a_nik_issued_under_a_kecamatan_code_no_longer_listed_is_accepted() -> None:
+    # 64.74.99 is not in today's list; before a pemekaran, codes like it were real.
+    assert validate_nik("6474991508800001") == {"sex": "L", "birth_date": "1980-08-15"}
+    assert unlisted_kecamatan("6474991508800001") == "64.74.99"
+    assert unlisted_kecamatan("6474011508800001") is None
 
 
 def test_a_nik_whose_sex_contradicts_the_member_is_refused() -> None:

@@ -18,6 +18,7 @@ from slrt.domain.reference import (
     Relationship,
     RemovalReason,
     require_desa,
+    unlisted_kecamatan,
     validate_nik,
     validate_no_kk,
 )
@@ -62,6 +63,21 @@ def validate_indicators(value: Any) -> dict[str, bool]:
     if not all(isinstance(v, bool) for v in value.values()):
         raise InvalidInput("each indicator must be true or false", field="indicators")
     return {name: value[name] for name in _INDICATORS}
+
+
+def member_warnings(members: Any) -> list[str]:
+    """What an operator should check before the deliberation: NIKs issued under a
+    kecamatan code that today's Kemendagri list lacks (accepted; see `validate_nik`)."""
+    warnings = []
+    for index, member in enumerate(members or []):
+        code = unlisted_kecamatan(member["nik"])
+        if code is not None:
+            warnings.append(
+                f"members[{index}].nik names kecamatan {code}, which Kemendagri does not "
+                "list today: check the number against the KTP (a NIK keeps the code it "
+                "was issued under, also after a region split)"
+            )
+    return warnings
 
 
 def validate_members(value: Any) -> list[dict[str, str]]:

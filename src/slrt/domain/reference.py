@@ -154,24 +154,33 @@ def region_path(code: str) -> str | None:
 
 
 def validate_nik(nik: Any, *, field: str = "nik", sex: str | None = None) -> dict[str, str]:
-    """A structurally valid NIK: 16 digits, a Kemendagri kecamatan code, and a real
-    birth date as DDMMYY with 40 added to the day for women. Returns what it encodes."""
+    """A structurally valid NIK: 16 digits, a known province, non-zero kabupaten and
+    kecamatan digits, and a real birth date as DDMMYY with 40 added to the day for
+    women. Returns what it encodes.
+
+    The kecamatan need not be in today's Kemendagri list: a NIK keeps the code it was
+    issued under, and a pemekaran (a region split) retires codes that real people's
+    NIKs still carry. Refusing them left such families with no way in. Proposals show
+    a warning instead (`unlisted_kecamatan`), so the operator checks the number against
+    the KTP, and the village deliberation and the district verify it."""
     if not isinstance(nik, str) or not re.fullmatch(r"\d{16}", nik):
         raise InvalidInput(f"{field} must be exactly 16 digits", field=field)
     info = parse_nik(nik, reference_date=date.today())
     if not info.valid:
         reasons = "; ".join(issue.code for issue in info.errors)
         raise InvalidInput(f"{field} is not a valid NIK ({reasons})", field=field)
-    if region_name(str(info.district_code)) is None:
-        raise InvalidInput(
-            f"{field} names kecamatan {info.district_code}, which Kemendagri does not list",
-            field=field,
-        )
     if sex is not None and info.gender != sex:
         raise InvalidInput(
             f"{field} encodes sex {info.gender} but the member's sex is {sex}", field=field
         )
     return {"sex": str(info.gender), "birth_date": str(info.birth_date)}
+
+
+def unlisted_kecamatan(nik: str) -> str | None:
+    """The kecamatan code a NIK was issued under, if today's Kemendagri list lacks it
+    (issued before a pemekaran, or mistyped)."""
+    code = f"{nik[0:2]}.{nik[2:4]}.{nik[4:6]}"
+    return None if region_name(code) is not None else code
 
 
 def validate_no_kk(no_kk: Any, *, field: str = "no_kk") -> str:

@@ -24,6 +24,7 @@ from slrt.api.schemas.proposals import (
 from slrt.application import Outcome
 from slrt.domain.access import Action, authorize
 from slrt.domain.common import Actor, Role
+from slrt.domain.household import member_warnings
 from slrt.domain.proposal import Proposal, ProposalStatus
 from slrt.domain.reference import mask_identifier
 from slrt.projections.proposal_list import list_proposals
@@ -84,6 +85,11 @@ def _out(proposal: Proposal, *, reveal: bool) -> ProposalOut:
         submitted_at=proposal.created_on,
         updated_at=proposal.modified_on,
         version=proposal.version,
+        warnings=member_warnings(
+            (proposal.payload.get("household") or proposal.payload.get("changes") or {}).get(
+                "members"
+            )
+        ),
     )
 
 

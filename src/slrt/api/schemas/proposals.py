@@ -162,6 +162,13 @@ class ProposalOut(BaseModel):
     submitted_at: datetime
     updated_at: datetime
     version: int
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "What the front office should check before the village deliberation, e.g. a "
+            "NIK issued under a kecamatan code that Kemendagri no longer lists"
+        ),
+    )
 
 
 class ProposalSummary(BaseModel):
