@@ -693,6 +693,31 @@ class TestOnPostgres(ApplicationScenarios):
             finally:
                 app.close()
 
+    def test_a_save_that_fails_after_its_insert_was_sent_writes_nothing(
+        self, runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # An error after the INSERT is queued (here: reading the notification ids back)
+        # must roll the transaction back: a caller told "failed" retries, and a
+        # committed first attempt would then be a duplicate.
+        def fails(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("the connection broke after the INSERT")
+
+        app = runtime.app
+        before = app.recorder.max_notification_id()
+        thing = _Thing()
+        monkeypatch.setattr(
+            AuditedPostgresApplicationRecorder, "_fetch_ids_after_insert_events", fails
+        )
+        with pytest.raises(RuntimeError, match="broke after the INSERT"):
+            app.recorder.insert_events(
+                [app.mapper.to_stored_event(e) for e in thing.collect_events()]
+            )
+        monkeypatch.undo()
+
+        with pytest.raises(AggregateNotFoundError):
+            app.repository.get(thing.id)
+        assert app.recorder.max_notification_id() == before
+
     def test_processes_starting_together_on_a_fresh_database_all_start(
         self, settings: Settings, clock: Clock
     ) -> None:

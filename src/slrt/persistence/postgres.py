@@ -25,7 +25,6 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg import errors as pg_errors
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -158,7 +157,9 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         On a connection's first use psycopg can report a conflict as "pipeline aborted"
         when the transaction ends; the library then retried it as an operational error
         (10 × 0.2 s) and a conflicting group-commit batch stalled every command for
-        seconds. Here the first error is kept: a conflict is an IntegrityError at once."""
+        seconds. Here the first error is kept: a conflict is an IntegrityError at once.
+        The error leaves the transaction block, so it is rolled back: a save reported as
+        failed has written nothing."""
         first_error: Exception | None = None
         with self.datastore.get_connection() as conn:
             try:
@@ -170,13 +171,14 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                         self._insert_stored_events(curs, stored_events, **kwargs)
                         pipeline.sync()
                         return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                    except Exception as error:  # re-raised below, after the pipeline ends
+                    except Exception as error:
                         first_error = error
-            except pg_errors.PipelineAborted:
+                        raise
+            except Exception:
+                # Ending the pipeline may raise PipelineAborted in place of the error.
                 if first_error is None:
                     raise
-            assert first_error is not None
-            raise first_error
+                raise first_error from None
 
     def _insert_stored_events(
         self,
