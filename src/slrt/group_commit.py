@@ -20,9 +20,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+log = structlog.get_logger("slrt.group_commit")
+
 Save = Callable[..., Any]
+
+
+class GroupCommitClosed(RuntimeError):
+    """A command reached the committer after it was closed (the process is stopping)."""
 
 
 def is_conflict(error: BaseException) -> bool:
@@ -47,6 +54,9 @@ class GroupCommitter:
         self.window = window
         self.max_batch = max_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = False
+        #: Set by the committer thread as it stops; anything queued later is refused.
+        self._ended = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
         self.batches = 0
@@ -74,17 +84,37 @@ class GroupCommitter:
 
     def submit(self, aggregates: Sequence[Any]) -> Future[None]:
         """Queues the aggregates' new events; the future is done once they are durable
-        (or holds what saving raised)."""
+        (or holds what saving raised). Cancelling it before its batch starts takes the
+        command out; once the batch has started, it cannot be cancelled."""
+        if self._closed:
+            raise GroupCommitClosed("the service is stopping; the command was not saved")
         pending = _Pending([e for a in aggregates for e in a.collect_events()])
         self._queue.put(pending)
+        if self._ended:  # queued as the committer stopped: nobody else will answer it
+            self._refuse_leftovers()
         return pending.done
 
     def close(self) -> None:
+        """Commits what is queued, then stops; later commands are refused."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if pending is not None and pending.done.set_running_or_notify_cancel():
+                pending.done.set_exception(
+                    GroupCommitClosed("the service is stopping; the command was not saved")
+                )
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        batch = [first]
+        batch = [first] if first.done.set_running_or_notify_cancel() else []
         deadline = time.perf_counter() + self.window
         closing = False
         while len(batch) < self.max_batch:
@@ -100,20 +130,33 @@ class GroupCommitter:
             if item is None:
                 closing = True
                 break
-            batch.append(item)
+            if item.done.set_running_or_notify_cancel():  # else cancelled while queued
+                batch.append(item)
         return batch, closing
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, closing = self._take_batch(first)
-            self._commit(batch)
-            if closing:
-                return
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, closing = self._take_batch(first)
+                try:
+                    self._commit(batch)
+                except BaseException as error:  # a bug here must not stop every command
+                    log.exception("group_commit.failed")
+                    for pending in batch:
+                        if not pending.done.done():
+                            pending.done.set_exception(error)
+                if closing:
+                    return
+        finally:
+            self._ended = True
+            self._refuse_leftovers()
 
     def _commit(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
         self.batches += 1
         self.commands += len(batch)
         if len(batch) > 1:
@@ -140,9 +183,11 @@ class GroupCommitter:
 
 
 def _pass_on(done: Future[None], waiter: asyncio.Future[None]) -> None:
-    if waiter.cancelled():
-        return
     error = done.exception()
+    if waiter.cancelled():
+        if error is not None:  # nobody is waiting to hear it: say so in the log
+            log.warning("group_commit.unsaved_after_cancel", error=repr(error))
+        return
     if error is None:
         waiter.set_result(None)
     else:

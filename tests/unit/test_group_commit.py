@@ -1,0 +1,130 @@
+"""The committer's edges: cancelled callers, a closed committer, failing saves."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+from structlog.testing import capture_logs
+
+from slrt.group_commit import GroupCommitClosed, GroupCommitter
+
+
+class _Aggregate:
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+    def collect_events(self) -> list[Any]:
+        return [self.event]
+
+
+class _Store:
+    """A save that can be held (to let commands queue up) and can refuse events."""
+
+    def __init__(self, refuse: Any = None, error: BaseException | None = None) -> None:
+        self.saved: list[Any] = []
+        self.calls = 0
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.refuse = refuse
+        self.error = error or IntegrityError("duplicate key")
+
+    def __call__(self, *events: Any) -> None:
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(10)
+        if self.refuse is not None and self.refuse in events:
+            raise self.error
+        self.saved.extend(events)
+
+
+def test_a_command_cancelled_while_queued_is_not_saved_and_the_committer_goes_on() -> None:
+    store = _Store()
+    store.release.clear()
+    committer = GroupCommitter(store, window=0.0, max_batch=10)
+    try:
+        holding = committer.submit([_Aggregate("first")])
+        assert store.started.wait(5)  # "first" is being saved; the next ones queue
+        cancelled = committer.submit([_Aggregate("cancelled")])
+        kept = committer.submit([_Aggregate("kept")])
+        assert cancelled.cancel()
+        assert not holding.cancel()  # its batch has started: too late to take it out
+        store.release.set()
+
+        holding.result(timeout=5)
+        kept.result(timeout=5)
+        committer.commit([_Aggregate("after")])
+
+        assert store.saved == ["first", "kept", "after"]
+    finally:
+        committer.close()
+
+
+def test_what_is_queued_when_closing_is_saved_and_later_commands_are_refused() -> None:
+    store = _Store()
+    store.release.clear()
+    committer = GroupCommitter(store, window=0.0, max_batch=10)
+    first = committer.submit([_Aggregate(1)])
+    assert store.started.wait(5)
+    queued = committer.submit([_Aggregate(2)])
+    closing = threading.Thread(target=committer.close)
+    closing.start()
+    time.sleep(0.05)
+    store.release.set()
+    closing.join(10)
+
+    first.result(timeout=5)
+    queued.result(timeout=5)
+    assert store.saved == [1, 2]
+    with pytest.raises(GroupCommitClosed):
+        committer.commit([_Aggregate(3)])
+
+    async def from_the_loop() -> None:
+        await asyncio.wait_for(committer.commit_async([_Aggregate(4)]), 5)
+
+    with pytest.raises(GroupCommitClosed):
+        asyncio.run(from_the_loop())
+    assert store.saved == [1, 2]
+
+
+def test_a_failing_save_fails_its_commands_and_the_committer_goes_on() -> None:
+    store = _Store(refuse="bad", error=OSError("disk full"))
+    committer = GroupCommitter(store, window=0.0, max_batch=10)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            committer.commit([_Aggregate("bad")])
+        committer.commit([_Aggregate("good")])
+        assert store.saved == ["good"]
+    finally:
+        committer.close()
+
+
+def test_a_cancelled_callers_failed_save_is_logged() -> None:
+    store = _Store(refuse="conflicting")
+    store.release.clear()
+    committer = GroupCommitter(store, window=0.0, max_batch=10)
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(committer.commit_async([_Aggregate("conflicting")]))
+        await asyncio.to_thread(store.started.wait, 5)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        store.release.set()
+        # The committer answers after the caller left; its answer reaches the loop.
+        await asyncio.wait_for(committer.commit_async([_Aggregate("next")]), 5)
+        await asyncio.sleep(0.05)
+
+    try:
+        with capture_logs() as logs:
+            asyncio.run(scenario())
+    finally:
+        committer.close()
+    assert store.saved == ["next"]
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
+        "group_commit.unsaved_after_cancel"
+    ]
