@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -263,3 +265,47 @@ def test_a_nik_from_a_kecamatan_no_longer_listed_is_accepted_with_a_warning(api:
     again = api.get(f"{PROPOSALS}/{answer.json()['id']}", FRONT_OFFICE)
     assert again.json()["warnings"] == answer.json()["warnings"]
     assert submit(api).json()["warnings"] == []
+
+
+@pytest.mark.parametrize("etag", [b'"\xb2"', b'"1\xb9"', b'"\xbd"'])
+def test_an_if_match_of_non_ascii_digits_is_a_422_not_a_500(api: Api, etag: bytes) -> None:
+    # Sent as raw bytes (latin-1 ², ¹, ½: str.isdigit() says yes, int() says no); an
+    # HTTP client library would not send them as they are.
+    proposal_id = submit(api).json()["id"]
+    before = api.events()
+    body = json.dumps({"decision": "approve", "berita_acara": berita_acara()}).encode()
+    token = api.headers(VILLAGE_HEAD)["Authorization"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{PROPOSALS}/{proposal_id}/village-decision",
+        "raw_path": b"",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", token),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"if-match", etag),
+        ],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(api.client.app(scope, receive, send))
+
+    assert sent[0]["status"] == 422, sent
+    assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
+    assert b"If-Match" in sent[1]["body"]
+    assert api.events() == before

@@ -57,6 +57,9 @@ get_actor = BearerCaller(
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
+_VERSION = re.compile(r"[0-9]{1,9}")
+
+
 async def expected_version(
     if_match: Annotated[
         str | None,
@@ -67,7 +70,7 @@ async def expected_version(
     if if_match is None:
         return None
     value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 9:
+    if not _VERSION.fullmatch(value):  # str.isdigit() also accepts "²", which int() refuses
         raise InvalidInput('If-Match must be an ETag such as "3"', field="If-Match")
     return int(value)
 
