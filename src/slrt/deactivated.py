@@ -23,7 +23,6 @@ log = structlog.get_logger("slrt.users")
 
 #: The topic of the event that ends a user's access.
 DEACTIVATED = get_topic(User.Deactivated)  # type: ignore[attr-defined]
-_PAGE = 1000
 
 
 @lru_cache(maxsize=10_000)
@@ -34,7 +33,8 @@ def _aggregate_id(user_id: str) -> UUID:
 class DeactivatedUsers(BackgroundLoop):
     """The users an admin has deactivated, by their aggregate ids (the event carries no
     user name). Reads only the notifications recorded since the last read, filtered by
-    topic, so a refresh costs two small queries however large the store is."""
+    topic, so a refresh costs two small queries however large the store is. A CLI
+    command that builds a runtime does not read them; `start` does."""
 
     name = "deactivated-users"
 
@@ -49,22 +49,26 @@ class DeactivatedUsers(BackgroundLoop):
     def __contains__(self, user_id: object) -> bool:
         return isinstance(user_id, str) and _aggregate_id(user_id) in self._ids
 
+    def start(self) -> None:
+        """Reads every deactivation so far (before the first request is served), then
+        follows new ones in a thread."""
+        self.refresh()
+        super().start()
+
     def refresh(self) -> None:
-        """Reads the deactivations recorded since the last refresh."""
+        """Reads the deactivations recorded since the last refresh (through a partial
+        index of that topic: a fresh process does not scan the whole store)."""
         with self._lock:
             stop = self.recorder.max_notification_id() or 0
             if stop <= self._position:
                 return
             found = set(self._ids)
-            start = self._position + 1
-            while True:
-                page = self.recorder.select_notifications(
-                    start=start, limit=_PAGE, stop=stop, topics=[DEACTIVATED]
+            found.update(
+                originator_id
+                for _, originator_id in self.recorder.select_followed(
+                    DEACTIVATED, self._position, stop
                 )
-                found.update(notification.originator_id for notification in page)
-                if len(page) < _PAGE:
-                    break
-                start = page[-1].id + 1
+            )
             if len(found) > len(self._ids):
                 log.info("users.deactivated_seen", count=len(found) - len(self._ids))
             self._ids = frozenset(found)

@@ -127,7 +127,6 @@ def build_runtime(
         app.ensure_sla_policy()
         metadata.create_all(engine)  # missing tables
         runtime = Runtime(settings=settings, app=app, engine=engine)
-        runtime.deactivated.refresh()
         _add_projection_workers(runtime, settings)
         create_missing_indexes(engine)
     runtime.processes[AnchorProcess.name] = AnchorProcess(

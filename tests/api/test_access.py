@@ -10,7 +10,9 @@ from typing import Any
 
 import jwt
 import pytest
+from fastapi.testclient import TestClient
 
+from slrt.api.app import create_app
 from slrt.domain.common import Actor, Role
 from slrt.runtime import build_runtime
 from slrt.security import TokenVerifier, Unauthenticated, issue_token
@@ -93,18 +95,25 @@ def test_a_deactivated_users_token_is_refused_within_seconds_even_if_accepted_be
     assert api.get("/api/v1/households", OTHER_FRONT_OFFICE).status_code == 200
 
 
-def test_a_runtime_built_after_a_deactivation_refuses_from_its_first_request(
+def test_a_process_started_after_a_deactivation_refuses_from_its_first_request(
     api: Api,
 ) -> None:
     api.runtime.app.register_user(
         actor=ADMIN, user_id=FRONT_OFFICE.user_id, role="front_office", region=DESA
     )
     api.runtime.app.deactivate_user(actor=ADMIN, user_id=FRONT_OFFICE.user_id)
+    settings = api.runtime.settings
 
-    fresh = build_runtime(api.runtime.settings)
+    fresh = build_runtime(settings)
     try:
-        assert FRONT_OFFICE.user_id in fresh.deactivated
-        assert OTHER_FRONT_OFFICE.user_id not in fresh.deactivated
+        app = create_app(settings, runtime=fresh, run_workers=False)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert (
+                client.get("/api/v1/households", headers=api.headers(FRONT_OFFICE)).status_code
+                == 401
+            )
+            other = api.headers(OTHER_FRONT_OFFICE)
+            assert client.get("/api/v1/households", headers=other).status_code == 200
     finally:
         fresh.close()
 

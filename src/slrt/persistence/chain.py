@@ -86,6 +86,20 @@ class Anchor:
         )
 
 
+#: Rare events every serving process follows on its own, by index-name suffix. Each has
+#: a partial index on the events table (rows of that topic only), so reading them from
+#: the start of the store costs what there is of them, not a scan of every event.
+FOLLOWED_TOPICS = {"users_deactivated": "slrt.domain.user:User.Deactivated"}
+
+
+def followed(topic: str) -> str:
+    """The topic, if it is one the recorders index; its text goes into SQL as a literal
+    (a partial index is used only for a condition the planner can see)."""
+    if topic not in FOLLOWED_TOPICS.values() or "'" in topic:
+        raise ValueError(f"{topic} is not a followed topic")
+    return topic
+
+
 #: A position in the hash records' order: (notification id, originator id, version).
 Position = tuple[int, UUID | str, int]
 
@@ -108,6 +122,9 @@ class AuditedRecorder(Protocol):
     ) -> Sequence[Notification]: ...
 
     def max_notification_id(self) -> int | None: ...
+
+    def select_followed(self, topic: str, after: int, stop: int) -> list[tuple[int, UUID]]:
+        """(notification id, originator id) of a followed topic's events in (after, stop]."""
 
     def select_hash_records(self, after: Position | int | None, limit: int) -> Sequence[HashRecord]:
         """Hash records in position order, after a position (or a notification id)."""

@@ -26,15 +26,17 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from slrt.persistence.chain import (
+    FOLLOWED_TOPICS,
     GENESIS,
     Anchor,
     HashRecord,
     Position,
     event_digest,
     extend_anchor,
+    followed,
     seal,
 )
 
@@ -69,6 +71,27 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         anchors = Identifier(self.anchors_table_name)
         id_type = Identifier(datastore.originator_id_type)
         names = {"schema": schema, "hashes": hashes, "anchors": anchors, "id_type": id_type}
+        events = Identifier(events_table_name)
+        self.sql_create_statements += [
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{events} (notification_id) "
+                "WHERE topic = {topic}"
+            ).format(
+                index=Identifier(f"{prefix}_{name}_idx"),
+                schema=schema,
+                events=events,
+                topic=Literal(followed(topic)),
+            )
+            for name, topic in FOLLOWED_TOPICS.items()
+        ]
+        self._select_followed = {
+            topic: SQL(
+                "SELECT notification_id, originator_id FROM {schema}.{events} "
+                "WHERE topic = {topic} AND notification_id > %s AND notification_id <= %s "
+                "ORDER BY notification_id"
+            ).format(schema=schema, events=events, topic=Literal(topic))
+            for topic in FOLLOWED_TOPICS.values()
+        }
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{hashes} ("
@@ -326,6 +349,11 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 )
                 for r in curs.fetchall()
             ]
+
+    def select_followed(self, topic: str, after: int, stop: int) -> list[tuple[int, UUID]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_followed[followed(topic)], (after, stop))
+            return [(row["notification_id"], row["originator_id"]) for row in curs.fetchall()]
 
     def max_hashed_notification_id(self) -> int | None:
         with self.datastore.transaction(commit=False) as curs:

@@ -11,7 +11,16 @@ from uuid import UUID
 from eventsourcing import sqlite as es_sqlite
 from eventsourcing.persistence import StoredEvent
 
-from slrt.persistence.chain import GENESIS, Anchor, HashRecord, Position, extend_anchor, seal
+from slrt.persistence.chain import (
+    FOLLOWED_TOPICS,
+    GENESIS,
+    Anchor,
+    HashRecord,
+    Position,
+    extend_anchor,
+    followed,
+    seal,
+)
 
 #: Events hashed per statement when existing history is sealed.
 _SEAL_BATCH = 5_000
@@ -46,6 +55,12 @@ class AuditedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
+        prefix = self.events_table_name.removesuffix("_events")
+        statements += [
+            f"CREATE INDEX IF NOT EXISTS {prefix}_{name}_idx ON {self.events_table_name} "
+            f"(topic) WHERE topic = '{followed(topic)}'"
+            for name, topic in FOLLOWED_TOPICS.items()
+        ]
         statements += [
             f"CREATE TABLE IF NOT EXISTS {self.hashes_table_name} ("
             "originator_id TEXT NOT NULL, "
@@ -205,6 +220,15 @@ class AuditedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
                 )
                 for r in c.fetchall()
             ]
+
+    def select_followed(self, topic: str, after: int, stop: int) -> list[tuple[int, UUID]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id FROM {self.events_table_name} "
+                f"WHERE topic = '{followed(topic)}' AND rowid > ? AND rowid <= ? ORDER BY rowid",
+                (after, stop),
+            )
+            return [(row[0], UUID(row[1])) for row in c.fetchall()]
 
     def max_hashed_notification_id(self) -> int | None:
         with self.datastore.transaction(commit=False) as c:
