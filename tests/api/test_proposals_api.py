@@ -309,3 +309,19 @@ def test_an_if_match_of_non_ascii_digits_is_a_422_not_a_500(api: Api, etag: byte
     assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
     assert b"If-Match" in sent[1]["body"]
     assert api.events() == before
+
+
+def test_a_command_arriving_as_the_service_stops_is_a_503_and_not_saved(api: Api) -> None:
+    committer = api.runtime.app._committer
+    if committer is None:
+        pytest.skip("group commit is off in these settings")
+    committer.close()
+    before = api.events()
+
+    answer = submit(api)
+
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "5"
+    assert "send it again" in answer.json()["detail"]
+    assert api.events() == before

@@ -25,6 +25,7 @@ from slrt.domain.common import (
     VersionMismatch,
 )
 from slrt.domain.windows import OutsideSubmissionWindow
+from slrt.group_commit import GroupCommitClosed
 from slrt.security import Unauthenticated
 
 log = structlog.get_logger("slrt.api")
@@ -131,6 +132,18 @@ async def http_error(request: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, _reason_phrase(error.status_code), detail)
 
 
+async def stopping(request: Request, error: Exception) -> JSONResponse:
+    """A command that reached the committer as the process was stopping: not saved."""
+    log.info("request.refused", outcome=503, reason="stopping", path=request.url.path)
+    return problem(
+        503,
+        "Service Unavailable",
+        "the service is restarting and did not save the command: send it again "
+        "(with the same Idempotency-Key) in a few seconds",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("request.failed", path=request.url.path)
     return problem(500, "Internal error", "the server failed; the error was logged")
@@ -149,6 +162,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(GroupCommitClosed, stopping)
     app.add_exception_handler(Exception, unexpected_error)
 
 
