@@ -183,6 +183,9 @@ class GroupCommitter:
 
 
 def _pass_on(done: Future[None], waiter: asyncio.Future[None]) -> None:
+    if done.cancelled():  # taken out before its batch started: nothing was saved
+        waiter.cancel()
+        return
     error = done.exception()
     if waiter.cancelled():
         if error is not None:  # nobody is waiting to hear it: say so in the log
