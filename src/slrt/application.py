@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from slrt.domain.proposal import Proposal, ProposalKind, validate_payload
 from slrt.domain.receipt import CommandReceipt, IdempotencyKeyReused
 from slrt.domain.referral import Referral
 from slrt.domain.scoring import ScoringModel
-from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy
+from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy, SlaPolicyVersion
 from slrt.domain.user import User
 from slrt.group_commit import GroupCommitter, is_conflict
 
@@ -126,6 +127,10 @@ class SlrtApplication(Application[UUID]):
         self.submission_policy = submission_policy
         self._listeners: list[Callable[[], None]] = []
         self._sla_policy_stored = False
+        #: The SLA policy version in force, when a follower keeps it (slrt.followed):
+        #: complaints then start their clocks under it without reading the store.
+        self.sla_policy_in_force: SlaPolicyVersion | None = None
+        self._policy_lock = threading.Lock()
         super().__init__(env=settings.eventsourcing_env())
         self._committer: GroupCommitter | None = None
         if settings.group_commit:
@@ -707,7 +712,20 @@ class SlrtApplication(Application[UUID]):
             policy.publish(rules=rules, note=note, actor=actor.as_record(), timestamp=self.clock())
             return Decision(save=[policy], subject=policy)
 
-        return self._execute("publish_sla_policy", actor, decide, idempotency)
+        outcome = self._execute("publish_sla_policy", actor, decide, idempotency)
+        if self.sla_policy_in_force is not None:  # followed: in force here at once
+            self.reload_sla_policy_in_force()
+        return outcome
+
+    def reload_sla_policy_in_force(self) -> None:
+        """Reads the policy's newest version (the follower calls this when one is
+        published, in this process or another)."""
+        with self._policy_lock:  # the follower's thread and a publishing request
+            policy = self.get_sla_policy()
+            if policy is not None and policy.current is not None:
+                known = self.sla_policy_in_force
+                if known is None or policy.current.version > known.version:
+                    self.sla_policy_in_force = policy.current
 
     def _sla_policy(self) -> SlaPolicy:
         """The policy; on first use, the default rules are published as version 1 (the
@@ -859,8 +877,15 @@ class SlrtApplication(Application[UUID]):
                     raise InvalidInput(
                         "member_nik is not a member of that household", field="member_nik"
                     )
-            policy = self._sla_policy()
-            assert policy.current is not None
+            in_force = self.sla_policy_in_force
+            save: list[Aggregate] = []
+            if in_force is None:
+                policy = self._sla_policy()
+                assert policy.current is not None
+                in_force = policy.current
+                # The default policy, published on first use, is stored before the
+                # complaint, so that every reader meets the policy before the clocks.
+                save = [policy] if policy.pending_events else []
             complaint = Complaint.receive(
                 region=region,
                 channel=channel,
@@ -870,16 +895,16 @@ class SlrtApplication(Application[UUID]):
                 household_id=household_id,
                 member_nik=member_nik,
                 reporter=reporter,
-                sla_policy_version=policy.current.version,
+                sla_policy_version=in_force.version,
                 actor=actor.as_record(),
                 timestamp=self.clock(),
             )
-            # The default policy, published on first use, is stored before the complaint
-            # so that every reader meets the policy before the clocks that use it.
-            save: list[Aggregate] = [policy] if policy.pending_events else []
             return Decision(save=[*save, complaint], subject=complaint)
 
-        return Command("receive_complaint", actor, decide, idempotency)
+        # Without a household to check, a complaint reads nothing stored when the policy
+        # in force is followed: it is decided on the event loop (ADR 0009).
+        reads = household_id is not None or self.sla_policy_in_force is None
+        return Command("receive_complaint", actor, decide, idempotency, reads=reads)
 
     def handle_complaint(
         self,

@@ -15,8 +15,8 @@ from slrt.application import Clock, SlrtApplication, utc_now
 from slrt.audit_anchor import AnchorProcess
 from slrt.config import Settings
 from slrt.db import create_read_engine, metadata
-from slrt.deactivated import DeactivatedUsers
 from slrt.domain import windows
+from slrt.followed import DEACTIVATED, POLICY_PUBLISHED, DeactivatedUsers, Follower, PolicyInForce
 from slrt.notify import EventListener
 from slrt.projections.base import Projection, ProjectionWorker
 from slrt.projections.complaint_list import ComplaintListProjection
@@ -56,11 +56,17 @@ class Runtime:
     processes: dict[str, Any] = field(default_factory=dict)
     #: On PostgreSQL, wakes the started workers when any process records events.
     listener: EventListener | None = None
-    #: Users whose tokens are refused (read at build, then followed by serving processes).
+    #: Rare events a serving process follows (started with the API): deactivated
+    #: users, and the SLA policy in force (kept on the application).
+    followed: Follower = field(init=False)
+    #: Users whose tokens are refused.
     deactivated: DeactivatedUsers = field(init=False)
 
     def __post_init__(self) -> None:
-        self.deactivated = DeactivatedUsers(self.app.recorder)
+        self.followed = Follower(self.app.recorder)
+        self.deactivated = DeactivatedUsers()
+        self.followed.subscribe(DEACTIVATED, self.deactivated.seen)
+        self.followed.subscribe(POLICY_PUBLISHED, PolicyInForce(self.app).seen)
 
     def worker_names(self) -> list[str]:
         return [*self.workers, *self.processes]
@@ -101,7 +107,7 @@ class Runtime:
 
     def close(self) -> None:
         self.stop_workers()
-        self.deactivated.stop()
+        self.followed.stop()
         self.app.close()
         self.engine.dispose()
 

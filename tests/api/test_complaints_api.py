@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from slrt.domain.sla import DEFAULT_RULES
+from slrt.runtime import build_runtime
 from tests.api.conftest import Api
-from tests.builders import DESA, DINSOS_MANAGER, FRONT_OFFICE, INSPECTOR
+from tests.builders import ADMIN, DESA, DINSOS_MANAGER, FRONT_OFFICE, INSPECTOR
 from tests.conftest import Clock
 
 COMPLAINTS = "/api/v1/complaints"
@@ -94,3 +97,60 @@ def test_inspector_reads_complaints_but_cannot_receive_them(api: Api) -> None:
         "description": "x",
     }
     assert api.post(COMPLAINTS, INSPECTOR, body).status_code == 403
+
+
+def _stricter_rules() -> list[dict[str, Any]]:
+    rules = [dict(rule) for rule in DEFAULT_RULES]
+    rules[0] = {
+        **rules[0],
+        "targets": [
+            {"name": "first_response", "amount": 2, "unit": "hours", "working": True},
+            {"name": "resolution", "amount": 5, "unit": "days", "working": True},
+        ],
+    }
+    return rules
+
+
+def _version(api: Api, answer: Any) -> int:
+    assert answer.status_code == 201, answer.text
+    version: int = answer.json()["sla_policy_version"]
+    return version
+
+
+def test_a_serving_process_starts_clocks_under_the_policy_in_force_without_reading_it(
+    api: Api,
+) -> None:
+    app = api.runtime.app
+    assert app.sla_policy_in_force is not None and app.sla_policy_in_force.version == 1
+    command = app.receive_complaint_command(
+        actor=FRONT_OFFICE,
+        region=DESA,
+        channel="walk_in",
+        complaint_type="complaint",
+        category="not_registered",
+        description="d",
+    )
+    assert command.reads is False  # decided on the event loop
+
+    assert _version(api, receive(api)) == 1
+    # Published through this process: in force here at once.
+    app.publish_sla_policy(actor=ADMIN, rules=_stricter_rules(), note="2 jam")
+    assert _version(api, receive(api)) == 2
+
+
+def test_a_policy_published_by_another_process_is_in_force_here_within_seconds(
+    api: Api,
+) -> None:
+    assert _version(api, receive(api)) == 1
+
+    other = build_runtime(api.runtime.settings)
+    try:
+        other.app.publish_sla_policy(actor=ADMIN, rules=_stricter_rules(), note="2 jam")
+    finally:
+        other.close()
+
+    deadline = time.monotonic() + 10
+    while _version(api, receive(api)) != 2:
+        assert time.monotonic() < deadline, "the new policy never came into force"
+        time.sleep(0.05)
+    assert _version(api, receive(api)) == 2

@@ -121,14 +121,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = runtime or build_runtime(settings)
         app.state.runtime = active
-        active.deactivated.start()
+        active.followed.start()
         if run_workers:
             active.start_workers()
         log.info("api.started", database="postgresql" if settings.is_postgres else "sqlite")
         try:
             yield
         finally:
-            active.deactivated.stop()
+            active.followed.stop()
             if owned:
                 active.close()
             else:

@@ -89,7 +89,10 @@ class Anchor:
 #: Rare events every serving process follows on its own, by index-name suffix. Each has
 #: a partial index on the events table (rows of that topic only), so reading them from
 #: the start of the store costs what there is of them, not a scan of every event.
-FOLLOWED_TOPICS = {"users_deactivated": "slrt.domain.user:User.Deactivated"}
+FOLLOWED_TOPICS = {
+    "users_deactivated": "slrt.domain.user:User.Deactivated",
+    "sla_policy_published": "slrt.domain.sla:SlaPolicy.VersionPublished",
+}
 
 
 def followed(topic: str) -> str:
