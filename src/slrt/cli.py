@@ -119,12 +119,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo_data(settings: Settings, args: argparse.Namespace) -> int:
-    from slrt.demo import generate
+    from slrt.demo import generate, holds_case_data
 
     runtime = build_runtime(settings)
     try:
-        if args.if_empty and (runtime.app.recorder.max_notification_id() or 0) > 0:
-            print("the event store already has events; demo data not loaded")
+        # Not "no events": a runtime stores the default SLA policy when it starts.
+        if args.if_empty and holds_case_data(runtime.app):
+            print("the event store already holds data; demo data not loaded")
             return 0
         started = time.perf_counter()
         summary = generate(settings, region=args.region, households=args.households, seed=args.seed)

@@ -909,3 +909,21 @@ def generate(
     finally:
         runtime.close()
     return summarize(region, planner, commands=commands, models=versions)
+
+
+#: What SLRT records in any store by itself or to let people in: the default SLA policy
+#: (stored when a runtime starts) and user accounts.
+_SETUP_TOPICS = ("slrt.domain.sla:SlaPolicy.", "slrt.domain.user:User.")
+
+
+def holds_case_data(app: SlrtApplication, *, page: int = 500) -> bool:
+    """Whether the store holds anything but setup (the SLA policy, users): `demo-data
+    --if-empty` loads only into a store that does not."""
+    start = 1
+    while True:
+        notifications = app.recorder.select_notifications(start=start, limit=page)
+        if any(not n.topic.startswith(_SETUP_TOPICS) for n in notifications):
+            return True
+        if len(notifications) < page:
+            return False
+        start = notifications[-1].id + 1

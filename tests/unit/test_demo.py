@@ -129,3 +129,21 @@ def test_only_a_known_kabupaten_kota_is_accepted(tmp_path: Path, region: str) ->
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'slrt.db'}")
     with pytest.raises(ValueError, match="region"):
         generate(settings, region=region, households=3, seed=1, now=NOW)
+
+
+def test_demo_data_if_empty_loads_into_a_fresh_store_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make run` on a fresh machine: the store holds only what a runtime stores at start
+    # (the default SLA policy) and the demo users, and must still get its demo data.
+    from slrt.cli import main
+
+    monkeypatch.setenv("SLRT_DATABASE_URL", f"sqlite:///{tmp_path / 'slrt.db'}")
+    monkeypatch.setenv("SLRT_LOG_LEVEL", "WARNING")
+    assert main(["users", "demo", "--region", "64.74"]) == 0
+    capsys.readouterr()
+
+    assert main(["demo-data", "--region", "64.74", "--households", "5", "--if-empty"]) == 0
+    assert "demo data:" in capsys.readouterr().out
+    assert main(["demo-data", "--region", "64.74", "--households", "5", "--if-empty"]) == 0
+    assert "demo data not loaded" in capsys.readouterr().out
