@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,8 @@ async def run(
 
     def request() -> tuple[str, dict[str, Any]] | None:
         n = next(counter)
-        if kind in ("register", "noop"):
-            return "/api/v1/proposals" if kind == "register" else "/noop", register_body(n)
+        if kind in ("register", "register-keyed", "noop"):
+            return "/noop" if kind == "noop" else "/api/v1/proposals", register_body(n)
         if kind == "complaint":
             return "/api/v1/complaints", complaint_body(n)
         proposal_id = next(pending_ids, None)
@@ -64,7 +65,10 @@ async def run(
             path, body = item
             started = time.perf_counter()
             try:
-                answer = await session.post(path, json=body, headers=headers)
+                sent = headers
+                if kind.endswith("-keyed"):  # a new key per request, as a careful client
+                    sent = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+                answer = await session.post(path, json=body, headers=sent)
                 statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
                 if answer.status_code >= 400:
                     errors += 1
@@ -104,6 +108,7 @@ def run_wrk(
     else:
         path, make = {
             "register": ("/api/v1/proposals", register_body),
+            "register-keyed": ("/api/v1/proposals", register_body),
             "noop": ("/noop", register_body),
             "complaint": ("/api/v1/complaints", complaint_body),
         }[kind]
@@ -126,6 +131,7 @@ def run_wrk(
         handle.name,
         token,
         str(threads),
+        "keyed" if kind.endswith("-keyed") else "",
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])

@@ -20,10 +20,17 @@ function init(args)
   if args[2] and args[2] ~= "" then headers["Authorization"] = "Bearer " .. args[2] end
   step = tonumber(args[3])
   next_index = offset
+  -- "keyed": a new Idempotency-Key on every request, as a careful client sends.
+  keyed = args[4] == "keyed"
+  math.randomseed(os.time() + offset)
+  run = string.format("%d-%d", os.time(), math.random(1000000000))
 end
 
 function request()
   local k = (next_index % #bodies) + 1
+  if keyed then
+    headers["Idempotency-Key"] = string.format("bench-%s-%d", run, next_index)
+  end
   next_index = next_index + step
   return wrk.format("POST", paths[k], headers, bodies[k])
 end

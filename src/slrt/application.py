@@ -185,9 +185,13 @@ class SlrtApplication(Application[UUID]):
         thread; asyncio.to_thread by default); the loop then awaits the group commit.
         Saving without group commit happens in `offload` too."""
         offload = offload or asyncio.to_thread
-        inline = not command.reads and command.idempotency is None
-        for attempt in range(1, self.settings.command_retries + 2):
-            decided = self._decide(command) if inline else await offload(self._decide, command)
+        # A repeated key is found by a conflict on its first attempt: one more attempt.
+        extra = 1 if command.idempotency is not None and not command.reads else 0
+        for attempt in range(1, self.settings.command_retries + 2 + extra):
+            if command.reads or (command.idempotency is not None and attempt > 1):
+                decided = await offload(self._decide, command)
+            else:
+                decided = await self._decide_inline(command, offload)
             if isinstance(decided, Outcome):
                 return decided
             outcome, save = decided
@@ -202,14 +206,34 @@ class SlrtApplication(Application[UUID]):
             return self._done(command, outcome)
         raise self._gave_up(command)
 
-    def _decide(self, command: Command) -> Outcome | tuple[Outcome, list[Aggregate]]:
-        """One attempt's decision: the earlier answer for a repeated Idempotency-Key, or
-        the outcome and the aggregates to save (with the key's receipt)."""
+    async def _decide_inline(
+        self, command: Command, offload: Offload
+    ) -> Outcome | tuple[Outcome, list[Aggregate]]:
+        """The decision of a command that reads nothing stored, on the event loop. Its
+        Idempotency-Key's receipt is not read first: the receipt is saved with the
+        command, so a key used before collides with the stored one (a conflict, and the
+        next attempt reads it and answers as before). A refusal is checked against the
+        receipt too, so a repeat of an accepted command (say, after a submission window
+        closed) still gets the first answer."""
+        try:
+            return self._decide(command, read_receipt=False)
+        except DomainError:
+            if command.idempotency is not None:
+                earlier = await offload(self._replay, command)
+                if earlier is not None:
+                    return earlier
+            raise
+
+    def _decide(
+        self, command: Command, *, read_receipt: bool = True
+    ) -> Outcome | tuple[Outcome, list[Aggregate]]:
+        """One attempt's decision: the earlier answer for a repeated Idempotency-Key (if
+        `read_receipt`), or the outcome and the aggregates to save (with the key's
+        receipt)."""
         actor, idempotency = command.actor, command.idempotency
-        if idempotency is not None:
-            earlier = self._receipt(actor, idempotency)
+        if idempotency is not None and read_receipt:
+            earlier = self._replay(command)
             if earlier is not None:
-                log.info("command", command=command.name, outcome="replayed", user=actor.user_id)
                 return earlier
         decision = command.decide()
         outcome = Outcome(
@@ -229,6 +253,16 @@ class SlrtApplication(Application[UUID]):
                 )
             )
         return outcome, save
+
+    def _replay(self, command: Command) -> Outcome | None:
+        """The earlier answer to this Idempotency-Key, if there is one."""
+        assert command.idempotency is not None
+        earlier = self._receipt(command.actor, command.idempotency)
+        if earlier is not None:
+            log.info(
+                "command", command=command.name, outcome="replayed", user=command.actor.user_id
+            )
+        return earlier
 
     @staticmethod
     def _conflicted(command: Command, attempt: int, error: Exception) -> None:

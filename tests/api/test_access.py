@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from slrt.api.app import create_app
+from slrt.domain import windows
 from slrt.domain.common import Actor, Role
 from slrt.runtime import build_runtime
 from slrt.security import TokenVerifier, Unauthenticated, issue_token
@@ -31,6 +32,7 @@ from tests.builders import (
     default_model,
     household,
 )
+from tests.conftest import Clock
 
 OTHER_FRONT_OFFICE = Actor("fo-other", Role.FRONT_OFFICE, OTHER_DESA)
 OTHER_KOTA_DINSOS = Actor("dinsos-samarinda", Role.DINSOS_VERIFIER, "64.72")
@@ -346,6 +348,31 @@ def test_a_retry_returns_the_first_answer_even_after_later_changes(api: Api) -> 
     again = api.post(path, VILLAGE_HEAD, body, headers=key)
     assert again.status_code == 200
     assert again.json()["status"] == first.json()["status"] == "village_approved"
+
+
+def test_a_retry_after_the_submission_window_closed_still_gets_the_first_answer(
+    api: Api, clock: Clock
+) -> None:
+    # A registration is decided without reading its key's receipt first; a refusal
+    # must still be checked against the receipt, or a village operator whose first
+    # send went through just before the window closed gets a 422 on the retry.
+    api.runtime.app.submission_policy = windows.DEFAULT
+    clock.now = datetime(2026, 11, 25, 15, 50, tzinfo=UTC)  # 23:50 WITA, last DTKS day
+    body = {"kind": "register", "household": household()}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = api.post(PROPOSALS, FRONT_OFFICE, body, headers=key)
+    assert first.status_code == 201, first.text
+    before = api.events()
+
+    clock.advance(minutes=20)  # 00:10 WITA on the 26th: the window is closed
+    again = api.post(PROPOSALS, FRONT_OFFICE, body, headers=key)
+    fresh = api.post(PROPOSALS, FRONT_OFFICE, body, headers={"Idempotency-Key": "new"})
+
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert fresh.status_code == 409  # a new request is refused: the window is closed
+    assert "DTKS" in fresh.json()["detail"]
+    assert api.events() == before
 
 
 def test_the_same_key_with_another_body_is_a_422(api: Api) -> None:

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy import select, text, update
 
-from slrt.application import Outcome, SlrtApplication
+from slrt.application import Idempotency, Outcome, SlrtApplication
 from slrt.config import Settings
 from slrt.domain.access import Forbidden
 from slrt.domain.common import InvalidInput, VersionMismatch
@@ -366,6 +366,42 @@ class ApplicationScenarios:
         for outcome in outcomes:
             assert runtime.app.get_proposal(outcome.id).status is ProposalStatus.SUBMITTED
         assert committer.batches - batches_before < 16
+
+    def test_a_keyed_registration_is_decided_on_the_loop_and_a_repeat_replays(
+        self, runtime: Runtime
+    ) -> None:
+        # The key's receipt is not read before the first attempt; a repeated key is
+        # found when its receipt collides, and the next attempt answers as before.
+        offloaded: list[str] = []
+
+        async def offload(function: Any, *args: Any) -> Any:
+            offloaded.append(function.__name__)
+            return await asyncio.to_thread(function, *args)
+
+        payload = {"household": household()}
+        key = Idempotency(key="k-1", fingerprint="f-1")
+
+        def command() -> Any:
+            return runtime.app.submit_proposal_command(
+                actor=FRONT_OFFICE, kind="register", payload=payload, idempotency=key
+            )
+
+        async def twice() -> tuple[Outcome, Outcome]:
+            first = await runtime.app.run_async(command(), offload=offload)
+            reads_before_repeat = list(offloaded)
+            again = await runtime.app.run_async(command(), offload=offload)
+            assert reads_before_repeat == []
+            return first, again
+
+        first, again = asyncio.run(twice())
+        assert offloaded == ["_decide"]  # the repeat's second attempt read the receipt
+        assert (again.id, again.version, again.replayed) == (first.id, first.version, True)
+        proposals = [
+            n
+            for n in runtime.app.recorder.select_notifications(start=1, limit=1000)
+            if n.topic.endswith("Proposal.Submitted")
+        ]
+        assert len(proposals) == 1
 
     def test_concurrent_approvals_from_an_event_loop_record_one_approval(
         self, runtime: Runtime
