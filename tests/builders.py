@@ -8,6 +8,7 @@ from typing import Any
 from slrt.domain.common import Actor, Role
 from slrt.domain.reference import Indicator
 from slrt.domain.scoring import DEFAULT_HOUSEHOLD_SIZE_WEIGHT, DEFAULT_INTERCEPT, DEFAULT_WEIGHTS
+from slrt.domain.sla import DEFAULT_RULES
 
 DESA = "64.74.01.1001"  # Bontang Kuala, Bontang Utara, Kota Bontang (WITA)
 OTHER_DESA = "64.74.02.1001"
@@ -67,3 +68,17 @@ def default_model() -> dict[str, Any]:
         "weights": {k.value: v for k, v in DEFAULT_WEIGHTS.items()},
         "household_size_weight": DEFAULT_HOUSEHOLD_SIZE_WEIGHT,
     }
+
+
+def stricter_sla_rules() -> list[dict[str, Any]]:
+    """The default SLA rules with the first rule's first response in 2 working hours
+    (default 4) and its resolution in 5 working days."""
+    rules = [dict(rule) for rule in DEFAULT_RULES]
+    rules[0] = {
+        **rules[0],
+        "targets": [
+            {"name": "first_response", "amount": 2, "unit": "hours", "working": True},
+            {"name": "resolution", "amount": 5, "unit": "days", "working": True},
+        ],
+    }
+    return rules

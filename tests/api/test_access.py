@@ -32,7 +32,7 @@ from tests.builders import (
     default_model,
     household,
 )
-from tests.conftest import Clock
+from tests.conftest import Clock, eventually
 
 OTHER_FRONT_OFFICE = Actor("fo-other", Role.FRONT_OFFICE, OTHER_DESA)
 OTHER_KOTA_DINSOS = Actor("dinsos-samarinda", Role.DINSOS_VERIFIER, "64.72")
@@ -55,15 +55,6 @@ def test_health_and_openapi_need_no_token(api: Api) -> None:
     assert api.client.get("/openapi.json").status_code == 200
 
 
-def _wait_for(condition: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_deactivated_users_token_is_refused_within_seconds_even_if_accepted_before(
     api: Api,
 ) -> None:
@@ -84,7 +75,9 @@ def test_a_deactivated_users_token_is_refused_within_seconds_even_if_accepted_be
         other.close()
 
     # The serving process's own follower sees it, not a refresh the test asks for.
-    assert _wait_for(lambda: api.client.get("/api/v1/households", headers=token).status_code == 401)
+    assert eventually(
+        lambda: api.client.get("/api/v1/households", headers=token).status_code == 401
+    )
     before = api.events()
     body = {"kind": "register", "household": household()}
     answer = api.client.post(PROPOSALS, json=body, headers=token)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from slrt.domain.sla import DEFAULT_RULES
 from slrt.runtime import build_runtime
 from tests.api.conftest import Api
-from tests.builders import ADMIN, DESA, DINSOS_MANAGER, FRONT_OFFICE, INSPECTOR
-from tests.conftest import Clock
+from tests.builders import (
+    ADMIN,
+    DESA,
+    DINSOS_MANAGER,
+    FRONT_OFFICE,
+    INSPECTOR,
+    stricter_sla_rules,
+)
+from tests.conftest import Clock, eventually
 
 COMPLAINTS = "/api/v1/complaints"
 
@@ -99,18 +104,6 @@ def test_inspector_reads_complaints_but_cannot_receive_them(api: Api) -> None:
     assert api.post(COMPLAINTS, INSPECTOR, body).status_code == 403
 
 
-def _stricter_rules() -> list[dict[str, Any]]:
-    rules = [dict(rule) for rule in DEFAULT_RULES]
-    rules[0] = {
-        **rules[0],
-        "targets": [
-            {"name": "first_response", "amount": 2, "unit": "hours", "working": True},
-            {"name": "resolution", "amount": 5, "unit": "days", "working": True},
-        ],
-    }
-    return rules
-
-
 def _version(api: Api, answer: Any) -> int:
     assert answer.status_code == 201, answer.text
     version: int = answer.json()["sla_policy_version"]
@@ -134,7 +127,7 @@ def test_a_serving_process_starts_clocks_under_the_policy_in_force_without_readi
 
     assert _version(api, receive(api)) == 1
     # Published through this process: in force here at once.
-    app.publish_sla_policy(actor=ADMIN, rules=_stricter_rules(), note="2 jam")
+    app.publish_sla_policy(actor=ADMIN, rules=stricter_sla_rules(), note="2 jam")
     assert _version(api, receive(api)) == 2
 
 
@@ -145,12 +138,9 @@ def test_a_policy_published_by_another_process_is_in_force_here_within_seconds(
 
     other = build_runtime(api.runtime.settings)
     try:
-        other.app.publish_sla_policy(actor=ADMIN, rules=_stricter_rules(), note="2 jam")
+        other.app.publish_sla_policy(actor=ADMIN, rules=stricter_sla_rules(), note="2 jam")
     finally:
         other.close()
 
-    deadline = time.monotonic() + 10
-    while _version(api, receive(api)) != 2:
-        assert time.monotonic() < deadline, "the new policy never came into force"
-        time.sleep(0.05)
+    assert eventually(lambda: _version(api, receive(api)) == 2), "never came into force"
     assert _version(api, receive(api)) == 2

@@ -5,7 +5,7 @@ dropped listening connection is re-established; polling stays the fallback."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,21 +13,12 @@ import pytest
 from slrt.config import Settings
 from slrt.runtime import Runtime, build_runtime
 from tests.builders import FRONT_OFFICE, household
-from tests.conftest import Clock
+from tests.conftest import Clock, eventually
 
 pytestmark = pytest.mark.postgres
 
 #: Far longer than the test waits: only a notice can wake the worker in time.
 SLOW_POLL = 60.0
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from slrt.config import Settings
 from slrt.domain.complaint import ComplaintStatus
-from slrt.domain.sla import DEFAULT_RULES, SlaPolicyVersion
+from slrt.domain.sla import SlaPolicyVersion
 from slrt.projections.sla_timers import compliance, sla_timers, timers_started_between
 from slrt.runtime import Runtime
 from slrt.sla_watch import BreachWatcher
-from tests.builders import ADMIN, DESA, FRONT_OFFICE
+from tests.builders import ADMIN, DESA, FRONT_OFFICE, stricter_sla_rules
 from tests.conftest import Clock
 
 WITA = ZoneInfo("Asia/Makassar")
@@ -142,15 +142,7 @@ class SlaScenarios:
     ) -> None:
         clock.now = wita(2026, 11, 17, 9, 0)  # Tuesday
         before = self.receive(runtime)
-        stricter = [dict(rule) for rule in DEFAULT_RULES]
-        stricter[0] = {
-            **stricter[0],
-            "targets": [
-                {"name": "first_response", "amount": 2, "unit": "hours", "working": True},
-                {"name": "resolution", "amount": 5, "unit": "days", "working": True},
-            ],
-        }
-        runtime.app.publish_sla_policy(actor=ADMIN, rules=stricter, note="2 jam")
+        runtime.app.publish_sla_policy(actor=ADMIN, rules=stricter_sla_rules(), note="2 jam")
         policy = runtime.app.get_sla_policy()
         assert policy is not None and policy.current is not None
         assert policy.current.version == 2
