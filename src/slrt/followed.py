@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
@@ -25,6 +25,9 @@ from eventsourcing.utils import get_topic
 from slrt.background import BackgroundLoop
 from slrt.domain.sla import SlaPolicy
 from slrt.domain.user import User
+
+if TYPE_CHECKING:
+    from slrt.application import SlrtApplication
 
 log = structlog.get_logger("slrt.followed")
 
@@ -101,7 +104,7 @@ class DeactivatedUsers:
 class PolicyInForce:
     """Tells the application the SLA policy version in force when one is published."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: SlrtApplication) -> None:
         self.app = app
 
     def seen(self, found: list[tuple[int, UUID]]) -> None:

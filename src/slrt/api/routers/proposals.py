@@ -85,17 +85,19 @@ def _out(proposal: Proposal, *, reveal: bool) -> ProposalOut:
         submitted_at=proposal.created_on,
         updated_at=proposal.modified_on,
         version=proposal.version,
-        warnings=member_warnings(
-            (proposal.payload.get("household") or proposal.payload.get("changes") or {}).get(
-                "members"
-            )
-        ),
+        warnings=member_warnings((_household_part(proposal.payload) or {}).get("members")),
     )
+
+
+def _household_part(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The household data a proposal carries: all of it (register) or the changes."""
+    part: dict[str, Any] | None = payload.get("household") or payload.get("changes")
+    return part
 
 
 def _masked(payload: dict[str, Any]) -> dict[str, Any]:
     """Proposals carry full NIKs and No. KK; the API shows them masked."""
-    household = payload.get("household") or payload.get("changes")
+    household = _household_part(payload)
     if not household:
         return payload
     shown = dict(household)
