@@ -244,16 +244,16 @@ class HouseholdStatusProjection(Projection):
             # Rankings first: a scope's ranking is loaded from the rows as they were
             # before this batch.
             rankings = {}
-            if self._rescore_all:  # rows in memory here, stored ones after the flush
+            if self._rescore_all:  # the rows in memory, then those stored before the batch
                 for row in self._rows.values():
                     row.update(self._scored(conn, row["indicators"], row["member_count"]))
+                self._rescore(conn, skip=self._rows.keys())
             else:  # rankings as they were before this batch, then moved
                 for scope, placed in self._placed.items():
                     ranking = self._ranking(conn, scope)
                     rankings[scope] = (ranking, ranking.set_scores(placed))
             self._flush_rows(conn)
             if self._rescore_all:
-                self._rescore(conn, skip=self._rows.keys())
                 self._rankings.clear()
                 scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
                 for scope in scopes:
@@ -310,7 +310,8 @@ class HouseholdStatusProjection(Projection):
         bulk_insert(conn, household_status, columns, rows)
         replaced = sorted(self._lookups)
         for kind in ("nik", "kk"):
-            hids = [h for h, k in replaced if k == kind]
+            # A household registered in this batch has no stored look-ups to replace.
+            hids = [h for h, k in replaced if k == kind and h not in self._new]
             for start in range(0, len(hids), 5000):
                 conn.execute(
                     delete(household_lookup).where(
