@@ -564,6 +564,49 @@ class ApplicationScenarios:
         assert 1 <= len(rows) < 4 and first < total
         assert self._snapshot(runtime) == live  # the rest, then equal to the live rows
 
+    def test_a_catch_up_reads_the_next_page_while_it_applies_one(
+        self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for deprived in (2, 5, 8):
+            self.register(runtime, deprived=deprived)
+        total = runtime.app.recorder.max_notification_id() or 0
+        recorder = runtime.app.recorder
+        select_notifications = recorder.select_notifications
+        second_page_asked = threading.Event()
+
+        def select(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("start") == 3:
+                second_page_asked.set()
+            return select_notifications(*args, **kwargs)
+
+        monkeypatch.setattr(recorder, "select_notifications", select)
+
+        class Slow(projections_base.Projection):
+            """Waits, while applying the first page, for the second page to be asked."""
+
+            name = "slow"
+
+            def __init__(self) -> None:
+                self.applied: list[int] = []
+                self.asked_while_applying = False
+
+            def apply(self, conn: Any, event: Any, notification_id: int) -> None:
+                if notification_id == 1:
+                    self.asked_while_applying = second_page_asked.wait(timeout=10)
+                self.applied.append(notification_id)
+
+        slow = Slow()
+        worker = projections_base.ProjectionWorker(
+            runtime.app, runtime.engine, slow, batch_size=2, max_batch_size=1_000
+        )
+        try:
+            assert worker.run_once() == total
+        finally:
+            worker.stop()
+        assert slow.asked_while_applying
+        assert slow.applied == list(range(1, total + 1))
+        assert worker.position() == total
+
     @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
     def test_projections_decode_every_event_as_the_library_mapper_does(
         self, settings: Settings, clock: Clock, encrypted: bool
