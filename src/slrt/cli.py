@@ -138,6 +138,8 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        return _rebuild_in_processes(settings, args)
     runtime = build_runtime(settings)
     try:
         for name, worker in runtime.workers.items():
@@ -149,6 +151,23 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{name}: applied {read} events in {time.perf_counter() - started:.1f} s")
     finally:
         runtime.close()
+    return 0
+
+
+def _rebuild_in_processes(settings: Settings, args: argparse.Namespace) -> int:
+    from slrt.projections.parallel import RebuildFailed, rebuild_in_processes
+
+    if args.name == "all":
+        print("--processes rebuilds one read model: name it (e.g. household_status)")
+        return 2
+    started = time.perf_counter()
+    try:
+        position = rebuild_in_processes(settings, args.name, args.processes)
+    except (ValueError, KeyError, RebuildFailed) as error:
+        print(f"{args.name}: not rebuilt: {error}")
+        return 1
+    elapsed = time.perf_counter() - started
+    print(f"{args.name}: rebuilt up to event {position} in {elapsed:.1f} s")
     return 0
 
 
@@ -399,6 +418,12 @@ def parser() -> argparse.ArgumentParser:
     projection_commands = projections.add_subparsers(dest="action", required=True)
     rebuild = projection_commands.add_parser("rebuild", help="rebuild read models from zero")
     rebuild.add_argument("name", nargs="?", default="all")
+    rebuild.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="rebuild one read model in this many processes (PostgreSQL; household_status)",
+    )
     rebuild.set_defaults(run=_rebuild)
 
     audit = commands.add_parser("audit", help="tamper evidence of the event store")

@@ -13,7 +13,7 @@ import pytest
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from slrt.application import Idempotency, Outcome, SlrtApplication
 from slrt.config import Settings
@@ -26,14 +26,16 @@ from slrt.domain.windows import OutsideSubmissionWindow
 from slrt.persistence.postgres import AuditedPostgresApplicationRecorder
 from slrt.projections import base as projections_base
 from slrt.projections import score_log
-from slrt.projections.base import projection_versions
+from slrt.projections.base import advance_position, projection_versions, rebuild_lock_key
 from slrt.projections.household_status import (
+    HouseholdStatusProjection,
     get_household_status,
     household_ranking,
     household_status,
 )
+from slrt.projections.parallel import rebuild_in_processes
 from slrt.projections.proposal_list import proposal_list
-from slrt.runtime import Runtime, build_runtime
+from slrt.runtime import Runtime, build_runtime, lookup_key
 from tests.builders import (
     ADMIN,
     DINSOS,
@@ -750,6 +752,120 @@ class TestOnPostgres(ApplicationScenarios):
     @pytest.fixture
     def settings(self, postgres_settings: Settings) -> Settings:
         return postgres_settings
+
+    # -- household_status rebuilt in several processes (slrt.projections.parallel) --
+
+    def _households_in_both_partitions(self, runtime: Runtime) -> list[UUID]:
+        """Registers households until each of two partitions holds some (ids are random),
+        then changes them as village life does, with a second model version between."""
+        self.publish_model(runtime)
+        ids: list[UUID] = []
+        while len(ids) < 6 or len({self._partition_of(runtime, i) for i in ids}) < 2:
+            ids.append(self.register(runtime, deprived=len(ids) % 14))
+        self.through(runtime, "update", ids[0], changes={"indicators": indicators(13)})
+        self.through(runtime, "remove", ids[1], reason="moved")
+        self.through(runtime, "enrol", ids[2], programme="PKH")
+        self.publish_model(runtime, household_size_weight=2.5)
+        self.through(runtime, "update", ids[3], changes={"indicators": indicators(1)})
+        ids.append(self.register(runtime, deprived=12))
+        return ids
+
+    @staticmethod
+    def _partition_of(runtime: Runtime, household_id: UUID) -> int:
+        with runtime.engine.connect() as conn:
+            statement = text("SELECT (hashtext(:id) & 2147483647) % 2")
+            return int(conn.execute(statement, {"id": str(household_id)}).scalar_one())
+
+    @staticmethod
+    def _household_tables(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
+        with runtime.engine.connect() as conn:
+            return {
+                table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+                for table in runtime.workers["household_status"].projection.tables
+            }
+
+    def test_a_rebuild_in_two_processes_gives_the_rows_of_the_live_projection(
+        self, runtime: Runtime, settings: Settings
+    ) -> None:
+        self._households_in_both_partitions(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        last = runtime.app.recorder.max_notification_id()
+
+        assert rebuild_in_processes(settings, "household_status", 2) == last
+        assert runtime.workers["household_status"].position() == last
+        assert self._household_tables(runtime) == live
+
+    def test_partitions_applied_in_many_batches_give_the_rows_of_the_live_projection(
+        self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # In one process, so that each batch may hold two households' rows: a model
+        # version published in a later batch rescores the partition's stored rows only.
+        self._households_in_both_partitions(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        worker = runtime.workers["household_status"]
+        last = runtime.app.recorder.max_notification_id() or 0
+        worker.reset()
+        monkeypatch.setattr(projections_base, "CATCH_UP_PAGE", 2)  # pages stay small
+        for partition in (0, 1):
+            projection = HouseholdStatusProjection(lookup_key(runtime.settings))
+            projection.MAX_ROWS = 2  # type: ignore[misc]
+            part = projections_base.PartitionWorker(
+                runtime.app,
+                runtime.engine,
+                projection,
+                partition=partition,
+                partitions=2,
+                stop=last,
+                batch_size=2,
+                max_batch_size=1_000,
+            )
+            batches = 0
+            while part.run_once():
+                batches += 1
+            assert batches >= 2  # the second model version comes in a later batch
+            part.stop()
+        with runtime.engine.begin() as conn:
+            worker.projection.finish_rebuild(conn)
+            advance_position(conn, "household_status", runtime.app.name, 0, last)
+        assert self._household_tables(runtime) == live
+
+    def test_a_projection_being_rebuilt_elsewhere_is_left_alone_until_the_rebuild_ends(
+        self, runtime: Runtime, settings: Settings, clock: Clock
+    ) -> None:
+        self.publish_model(runtime)
+        self.register(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        worker = runtime.workers["household_status"]
+        key = rebuild_lock_key("household_status")
+        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+            assert lock.execute(select(func.pg_try_advisory_lock(key))).scalar()
+            with runtime.engine.begin() as conn:
+                conn.execute(
+                    update(projections_base.tracking)
+                    .where(projections_base.tracking.c.projection == "household_status")
+                    .values(notification_id=projections_base.REBUILDING)
+                )
+            self.register(runtime)
+            assert worker.run_once() == 0  # another process is rebuilding it
+            starting = build_runtime(settings, clock=clock)  # a process starting meanwhile
+            try:
+                assert starting.workers["household_status"].position() == -1
+            finally:
+                starting.close()
+            lock.execute(select(func.pg_advisory_unlock(key)))
+
+        # The rebuild's processes are gone and never moved the position: interrupted.
+        restarted = build_runtime(settings, clock=clock)
+        try:
+            assert restarted.workers["household_status"].position() == 0
+            restarted.catch_up()
+            rows = self._household_tables(restarted)
+            assert len(rows["household_status"]) == len(live["household_status"]) + 1
+        finally:
+            restarted.close()
 
     def test_a_conflicting_batch_is_a_conflict_on_a_connections_first_use(
         self, runtime: Runtime, settings: Settings

@@ -61,6 +61,12 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             "FROM {schema}.{events} WHERE notification_id >= %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(schema=Identifier(datastore.schema), events=Identifier(events_table_name))
+        self._select_partition = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE notification_id >= %s AND notification_id <= %s "
+            "AND (topic = ANY(%s) OR (hashtext(originator_id::text) & 2147483647) %% %s = %s) "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema=Identifier(datastore.schema), events=Identifier(events_table_name))
         prefix = events_table_name.removesuffix("_events")
         self.hashes_table_name = f"{prefix}_event_hashes"
         self.anchors_table_name = f"{prefix}_audit_anchors"
@@ -320,6 +326,34 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             conn.cursor(row_factory=tuple_row) as curs,
         ):
             curs.execute(self._select_page, (first, limit), prepare=True)
+            return [_notification(*r) for r in curs.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_partition(
+        self,
+        start: int,
+        limit: int,
+        *,
+        stop: int,
+        partition: int,
+        partitions: int,
+        every_partition: Sequence[str] = (),
+    ) -> Sequence[Notification]:
+        """The next page of one partition of the log up to `stop`: the events of the
+        aggregates whose id hashes to `partition` of `partitions`, and every event of
+        the topics in `every_partition` (slrt.projections.parallel)."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            # The planner takes the hash filter for a rare match and would sort every
+            # later row for each page (measured: 300 ms a page); walking the index in
+            # order stops at the page's last row (7 ms).
+            curs.execute("SET LOCAL enable_sort = off")
+            curs.execute("SET LOCAL enable_bitmapscan = off")
+            params = (start, stop, list(every_partition), partitions, partition, limit)
+            curs.execute(self._select_partition, params, prepare=True)
             return [_notification(*r) for r in curs.fetchall()]
 
     # -- read by slrt.audit ---------------------------------------------------------

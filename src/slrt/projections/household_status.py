@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from eventsourcing.utils import get_topic
 from sqlalchemy import (
     Boolean,
     Column,
@@ -40,7 +41,7 @@ from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata
 from slrt.domain.household import deprivation_count
 from slrt.domain.ranking import ScopeRanking
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
-from slrt.domain.scoring import ModelVersion
+from slrt.domain.scoring import ModelVersion, ScoringModel
 from slrt.projections.base import Projection
 from slrt.projections.regions import inside
 
@@ -157,6 +158,9 @@ class HouseholdStatusProjection(Projection):
     handles = frozenset(_HANDLED)
     #: 2: ranked households' score and desil moved to household_ranking.
     version = 2
+    #: A rebuild in several processes gives each the households whose id hashes to it,
+    #: and every scoring model version.
+    every_partition = (f"{get_topic(ScoringModel)}.VersionPublished",)
 
     #: Events are applied in memory a page at a time (the rows they touch loaded in
     #: one query), and the rows written back once, at the end of the batch.
@@ -181,6 +185,21 @@ class HouseholdStatusProjection(Projection):
         self._changed: set[str] = set()
         self._lookups: dict[tuple[str, str], set[str]] = {}
         self._model: ModelVersion | None = None
+        #: (partition, partitions) while it is one process of a rebuild (as_partition).
+        self._partition: tuple[int, int] | None = None
+
+    def as_partition(self, partition: int, partitions: int) -> None:
+        """One process of a rebuild: its households' rows and look-ups only. Scores use
+        the model versions it has applied, never the table (another process may have
+        stored a later one); ranks are left to finish_rebuild; the first partition alone
+        stores the model versions."""
+        self._partition = (partition, partitions)
+
+    def finish_rebuild(self, conn: Connection) -> None:
+        """Ranks every scope from the rows all the partitions wrote."""
+        self.reset_cache()
+        for scope in self._scopes(conn):
+            self.rerank(conn, scope)
 
     def reset_cache(self) -> None:
         """Forget what is kept in memory (after a rollback, or another worker's batch)."""
@@ -248,15 +267,16 @@ class HouseholdStatusProjection(Projection):
                 for row in self._rows.values():
                     row.update(self._scored(conn, row["indicators"], row["member_count"]))
                 self._rescore(conn, skip=self._rows.keys())
-            else:  # rankings as they were before this batch, then moved
+            elif self._partition is None:  # rankings as they were before, then moved
                 for scope, placed in self._placed.items():
                     ranking = self._ranking(conn, scope)
                     rankings[scope] = (ranking, ranking.set_scores(placed))
             self._flush_rows(conn)
+            if self._partition is not None:  # ranked once every partition is done
+                return
             if self._rescore_all:
                 self._rankings.clear()
-                scopes = [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
-                for scope in scopes:
+                for scope in self._scopes(conn):
                     self.rerank(conn, scope)
             for scope, (ranking, touched) in rankings.items():
                 self._write_ranking(conn, scope, ranking, touched)
@@ -333,7 +353,7 @@ class HouseholdStatusProjection(Projection):
     # -- events -------------------------------------------------------------------
 
     def _current_model(self, conn: Connection) -> ModelVersion | None:
-        if self._model is None:
+        if self._model is None and self._partition is None:
             row = conn.execute(
                 select(scoring_versions.c.model)
                 .order_by(scoring_versions.c.version.desc())
@@ -468,13 +488,14 @@ class HouseholdStatusProjection(Projection):
         self, conn: Connection, event: Any, notification_id: int, household_id: None
     ) -> None:
         published_at: datetime = event.timestamp
-        conn.execute(
-            insert(scoring_versions).values(
-                version=event.model["version"],
-                model=json.dumps(event.model, sort_keys=True),
-                published_at=published_at,
+        if self._partition is None or self._partition[0] == 0:
+            conn.execute(
+                insert(scoring_versions).values(
+                    version=event.model["version"],
+                    model=json.dumps(event.model, sort_keys=True),
+                    published_at=published_at,
+                )
             )
-        )
         self._model = ModelVersion.from_record(event.model)
         self._rescore_all = True
 
@@ -520,13 +541,16 @@ class HouseholdStatusProjection(Projection):
         """Scores the stored rows (but those in `skip`) with the current model."""
         model = self._current_model(conn)
         assert model is not None
-        rows = conn.execute(
-            select(
-                household_status.c.household_id,
-                household_status.c.indicators,
-                household_status.c.member_count,
-            )
-        ).all()
+        query = select(
+            household_status.c.household_id,
+            household_status.c.indicators,
+            household_status.c.member_count,
+        )
+        if self._partition is not None:  # its own households (as the log is partitioned)
+            partition, partitions = self._partition
+            hashed = func.hashtext(household_status.c.household_id).op("&")(2147483647)
+            query = query.where(hashed % partitions == partition)
+        rows = conn.execute(query).all()
         updates = [
             {"hid": r[0], "new_score": model.score(orjson.loads(r[1]), r[2])}
             for r in rows
@@ -539,6 +563,10 @@ class HouseholdStatusProjection(Projection):
                 .values(score=bindparam("new_score"), model_version=model.version),
                 updates,
             )
+
+    @staticmethod
+    def _scopes(conn: Connection) -> list[str]:
+        return [r[0] for r in conn.execute(select(household_status.c.scope).distinct())]
 
     def rerank(self, conn: Connection, scope: str) -> None:
         """Ranks a whole scope again (after a new model version) and writes the ranking
