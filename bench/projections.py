@@ -4,7 +4,9 @@ Writes HOUSEHOLDS households and enough indicator updates to reach EVENTS events
 PostgreSQL), then rebuilds `household_status` from zero and times it. The baseline is
 psycopg reading every stored event row (SELECT … ORDER BY id) in the same run. The data is
 written with `app.save` of 1,000 aggregates at a time: this measures the projection, not
-the command path. Writes bench/results/projections.json and .md.
+the command path. Then rebuilds it again in one process per core
+(slrt.projections.parallel), beside the same SELECT. Writes
+bench/results/projections.json and .md.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from bench.run import RESULTS, drop_postgres, fresh_postgres
 from slrt.config import Settings
 from slrt.domain.household import Household, validate_household_data
 from slrt.domain.reference import Indicator
+from slrt.projections.parallel import rebuild_in_processes
 from slrt.runtime import build_runtime
 
 EVENTS = int(os.environ.get("SLRT_BENCH_EVENTS", "1000000"))
 HOUSEHOLDS = int(os.environ.get("SLRT_BENCH_HOUSEHOLDS", "100000"))
+#: Processes of the parallel rebuild: one per core.
+PROCESSES = int(os.environ.get("SLRT_BENCH_REBUILD_PROCESSES", str(os.cpu_count() or 2)))
 #: Measured after household_status, on the same store (they read every event too).
 OTHERS = ("score_log", "event_index")
 
@@ -119,6 +124,11 @@ def main() -> None:
         applied = worker.catch_up()
         catch_up_seconds = time.perf_counter() - started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # The same rebuild in one process per core (slrt projections rebuild
+        # --processes), timed from the command's start: its processes' start-up included.
+        started = time.perf_counter()
+        rebuilt = rebuild_in_processes(settings, "household_status", PROCESSES)
+        parallel_seconds = time.perf_counter() - started
         others = {}
         for name in OTHERS:
             other = runtime.workers[name]
@@ -138,6 +148,12 @@ def main() -> None:
         "catch_up_events_per_s": round(applied / catch_up_seconds),
         "catch_up_seconds": round(catch_up_seconds, 1),
         "ratio_to_raw_select": round((applied / catch_up_seconds) / (rows / select_seconds), 3),
+        "rebuild_processes": PROCESSES,
+        "rebuild_in_processes_events_per_s": round(rebuilt / parallel_seconds),
+        "rebuild_in_processes_seconds": round(parallel_seconds, 1),
+        "rebuild_in_processes_ratio_to_raw_select": round(
+            (rebuilt / parallel_seconds) / (rows / select_seconds), 3
+        ),
         "peak_rss_mb_before_catch_up": round(rss_before),
         "peak_rss_mb_after_catch_up": round(rss_after),
         "other_projections_events_per_s": others,
@@ -149,6 +165,13 @@ def main() -> None:
         f"| {HOUSEHOLDS} | {events} | {report['catch_up_events_per_s']} "
         f"| {report['raw_select_rows_per_s']} | {report['ratio_to_raw_select']} "
         f"| {report['catch_up_seconds']} | {report['peak_rss_mb_after_catch_up']} |\n"
+    )
+    table += (
+        f"\nRebuilt in {PROCESSES} processes (`slrt projections rebuild household_status "
+        f"--processes {PROCESSES}`, start-up included): "
+        f"{report['rebuild_in_processes_events_per_s']} events/s, ratio "
+        f"{report['rebuild_in_processes_ratio_to_raw_select']} to the raw SELECT, "
+        f"{report['rebuild_in_processes_seconds']} s.\n"
     )
     table += "\nThe other projections that follow households, on the same store (events/s): "
     table += ", ".join(f"`{name}` {rate}" for name, rate in others.items()) + ".\n"
