@@ -820,6 +820,7 @@ class TestOnPostgres(ApplicationScenarios):
                 stop=last,
                 batch_size=2,
                 max_batch_size=1_000,
+                parent=os.getppid(),
             )
             batches = 0
             while part.run_once():
@@ -831,39 +832,80 @@ class TestOnPostgres(ApplicationScenarios):
             advance_position(conn, "household_status", runtime.app.name, 0, last)
         assert self._household_tables(runtime) == live
 
+    def test_a_partition_whose_coordinating_process_is_gone_stops_before_writing(
+        self, runtime: Runtime
+    ) -> None:
+        self.publish_model(runtime)
+        self.register(runtime)
+        last = runtime.app.recorder.max_notification_id() or 0
+        part = projections_base.PartitionWorker(
+            runtime.app,
+            runtime.engine,
+            HouseholdStatusProjection(lookup_key(runtime.settings)),
+            partition=0,
+            partitions=1,
+            stop=last,
+            batch_size=500,
+            max_batch_size=1_000,
+            parent=os.getppid() + 1,  # not this process's parent: the coordinator died
+        )
+        runtime.workers["household_status"].reset()
+        with pytest.raises(RuntimeError, match="process that started this rebuild is gone"):
+            part.run_once()
+        part.stop()
+        assert self._household_tables(runtime)["household_status"] == []
+
+    @staticmethod
+    def _mark_rebuilding(runtime: Runtime) -> None:
+        with runtime.engine.begin() as conn:
+            conn.execute(
+                update(projections_base.tracking)
+                .where(projections_base.tracking.c.projection == "household_status")
+                .values(notification_id=projections_base.REBUILDING)
+            )
+
     def test_a_projection_being_rebuilt_elsewhere_is_left_alone_until_the_rebuild_ends(
         self, runtime: Runtime, settings: Settings, clock: Clock
     ) -> None:
         self.publish_model(runtime)
         self.register(runtime)
         runtime.catch_up()
-        live = self._household_tables(runtime)
         worker = runtime.workers["household_status"]
         key = rebuild_lock_key("household_status")
         with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
-            assert lock.execute(select(func.pg_try_advisory_lock(key))).scalar()
-            with runtime.engine.begin() as conn:
-                conn.execute(
-                    update(projections_base.tracking)
-                    .where(projections_base.tracking.c.projection == "household_status")
-                    .values(notification_id=projections_base.REBUILDING)
-                )
+            # What a process of a rebuild holds while it runs.
+            lock.execute(select(func.pg_advisory_lock_shared(key)))
+            self._mark_rebuilding(runtime)
             self.register(runtime)
-            assert worker.run_once() == 0  # another process is rebuilding it
+            assert worker.run_once() == 0
             starting = build_runtime(settings, clock=clock)  # a process starting meanwhile
             try:
                 assert starting.workers["household_status"].position() == -1
             finally:
                 starting.close()
-            lock.execute(select(func.pg_advisory_unlock(key)))
+            lock.execute(select(func.pg_advisory_unlock_shared(key)))
 
-        # The rebuild's processes are gone and never moved the position: interrupted.
+        # Its processes are gone and never moved the position: it stopped half-way.
+        worker.catch_up()
+        assert worker.position() == runtime.app.recorder.max_notification_id()
+        rows = self._household_tables(runtime)
+        assert len(rows["household_status"]) == 2
+        assert len(rows["household_ranking"]) == 2
+
+    def test_a_rebuild_that_stopped_half_way_is_thrown_away_at_the_next_start(
+        self, runtime: Runtime, settings: Settings, clock: Clock
+    ) -> None:
+        self.publish_model(runtime)
+        self.register(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        self._mark_rebuilding(runtime)  # and no process holds the rebuild's lock
+
         restarted = build_runtime(settings, clock=clock)
         try:
             assert restarted.workers["household_status"].position() == 0
             restarted.catch_up()
-            rows = self._household_tables(restarted)
-            assert len(rows["household_status"]) == len(live["household_status"]) + 1
+            assert self._household_tables(restarted) == live
         finally:
             restarted.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -98,8 +99,9 @@ def rebuild_lock_key(name: str) -> int:
 
 
 def rebuild_running(conn: Connection, name: str) -> bool:
-    """True while a rebuild of `name` in several processes holds its lock (PostgreSQL);
-    a position left at REBUILDING without it is a rebuild that was interrupted."""
+    """True while a process of a rebuild of `name` in several processes holds its lock
+    (shared by all of them; PostgreSQL). A position left at REBUILDING without it is a
+    rebuild that was interrupted."""
     if conn.dialect.name != "postgresql":
         return False
     free = conn.execute(select(func.pg_try_advisory_xact_lock(rebuild_lock_key(name)))).scalar()
@@ -251,7 +253,10 @@ class ProjectionWorker(BackgroundLoop):
             with cyclic_gc_paused(), self.engine.begin() as conn:
                 start = self._position(conn)
                 if start == REBUILDING:  # other processes rebuild it (parallel.py)
-                    return 0
+                    if rebuild_running(conn, self.name):
+                        return 0
+                    self._rebuild_interrupted(conn)
+                    start = 0
                 if start != self._committed:
                     self.projection.reset_cache()
                 last = read = 0
@@ -355,12 +360,7 @@ class ProjectionWorker(BackgroundLoop):
                 conn, self.name
             )
             if interrupted:
-                log.warning(
-                    "projection.rebuild_interrupted",
-                    projection=self.name,
-                    action="rebuilding from zero",
-                )
-                self._empty(conn)
+                self._rebuild_interrupted(conn)
             stored = conn.execute(
                 select(projection_versions.c.version).where(
                     projection_versions.c.projection == self.name
@@ -398,6 +398,16 @@ class ProjectionWorker(BackgroundLoop):
         self._committed = None
         return True
 
+    def _rebuild_interrupted(self, conn: Connection) -> None:
+        """Throws away the rows of a rebuild in several processes that stopped half-way
+        (its processes are gone: none holds the lock); the workers rebuild from zero."""
+        log.warning(
+            "projection.rebuild_interrupted", projection=self.name, action="rebuilding from zero"
+        )
+        self._empty(conn)
+        self.projection.reset_cache()
+        self._committed = None
+
     def _empty(self, conn: Connection) -> None:
         for table in self.projection.tables:
             conn.execute(table.delete())
@@ -427,6 +437,7 @@ class PartitionWorker(ProjectionWorker):
         stop: int,
         batch_size: int,
         max_batch_size: int,
+        parent: int,
     ) -> None:
         super().__init__(
             app, engine, projection, batch_size=batch_size, max_batch_size=max_batch_size
@@ -435,6 +446,9 @@ class PartitionWorker(ProjectionWorker):
         self.partitions = partitions
         self.stop_at = stop
         self.every_partition = list(projection.every_partition or ())
+        #: The coordinating process (slrt.projections.parallel), which this one outlives
+        #: only if it was killed.
+        self.parent = parent
         projection.as_partition(partition, partitions)
 
     def _position(self, conn: Connection) -> int:
@@ -444,6 +458,10 @@ class PartitionWorker(ProjectionWorker):
         """Nothing is tracked: a partition that fails fails the whole rebuild."""
 
     def _select(self, start: int, limit: int) -> Sequence[Notification]:
+        if os.getppid() != self.parent:
+            # Its rebuild's coordinating process is gone: stop before writing more.
+            msg = f"{self.name}: the process that started this rebuild is gone"
+            raise RuntimeError(msg)
         return self.app.recorder.select_partition(  # type: ignore[attr-defined]
             start,
             limit,

@@ -9,17 +9,21 @@ While it runs, the projection's tracked position is REBUILDING, so the projectio
 own workers (in `slrt serve`) leave it alone, and the rebuild holds an advisory lock.
 The position moves to the last event included only when every partition is done, in
 the same transaction as the final work: a rebuild is applied entirely or not at all.
-A rebuild that stops half-way (a failed partition, a killed process) leaves
-REBUILDING without the lock; the next start throws its rows away and the workers
-rebuild from zero (ProjectionWorker.check_version).
+The lock is shared by the rebuild's processes; a rebuild that stops half-way (a failed
+partition, a killed process) leaves REBUILDING once none of them holds it, and the
+projection's workers then throw its rows away and rebuild from zero. A partition whose
+coordinating process is gone stops at its next page.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from slrt.config import Settings
 from slrt.logging import configure_logging
@@ -30,14 +34,14 @@ from slrt.projections.base import (
     rebuild_lock_key,
     tracking,
 )
-from slrt.runtime import build_runtime
+from slrt.runtime import Runtime, build_runtime
 
 log = structlog.get_logger("slrt.projections")
 
 
 class RebuildFailed(RuntimeError):
-    """A partition of a rebuild failed; the projection is rebuilt from zero at the next
-    start (or by running the rebuild again)."""
+    """A rebuild in several processes did not finish: once its processes are gone, the
+    projection's workers rebuild it from zero (or run the rebuild again)."""
 
 
 def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
@@ -52,46 +56,46 @@ def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
         if worker.projection.every_partition is None:
             msg = f"{name} cannot be rebuilt in several processes"
             raise ValueError(msg)
-        lock_options = {"isolation_level": "AUTOCOMMIT"}
-        with runtime.engine.connect().execution_options(**lock_options) as lock:
-            key = rebuild_lock_key(name)
+        key = rebuild_lock_key(name)
+        with _holding_locks(runtime.engine) as lock:
+            # Exclusive to begin with (no other rebuild, nor a process of one, runs), then
+            # shared with the rebuild's processes: workers wait while any of them holds it.
             if not lock.execute(select(func.pg_try_advisory_lock(key))).scalar():
-                msg = f"{name} is being rebuilt by another process"
+                msg = f"{name} is being rebuilt by other processes"
                 raise RebuildFailed(msg)
-            try:
-                with runtime.engine.begin() as conn:
-                    worker._empty(conn)
-                    conn.execute(
-                        insert(tracking).values(
-                            projection=name,
-                            application=runtime.app.name,
-                            notification_id=REBUILDING,
-                        )
+            lock.execute(select(func.pg_advisory_lock_shared(key)))
+            lock.execute(select(func.pg_advisory_unlock(key)))
+            with runtime.engine.begin() as conn:
+                worker._empty(conn)
+                conn.execute(
+                    insert(tracking).values(
+                        projection=name,
+                        application=runtime.app.name,
+                        notification_id=REBUILDING,
                     )
-                stop = runtime.app.recorder.max_notification_id() or 0
-                log.info("projection.rebuild_started", projection=name, processes=processes)
-                context = multiprocessing.get_context("spawn")
-                children = [
-                    context.Process(
-                        target=_rebuild_partition,
-                        args=(settings, name, partition, processes, stop),
-                        name=f"rebuild-{name}-{partition}",
-                    )
-                    for partition in range(processes)
-                ]
-                for child in children:
-                    child.start()
-                for child in children:
-                    child.join()
-                failed = [c.name for c in children if c.exitcode != 0]
-                if failed:
-                    msg = f"{', '.join(failed)} failed; {name} is rebuilt at the next start"
-                    raise RebuildFailed(msg)
-                with runtime.engine.begin() as conn:
-                    worker.projection.finish_rebuild(conn)
-                    advance_position(conn, name, runtime.app.name, REBUILDING, stop)
-            finally:
-                lock.execute(select(func.pg_advisory_unlock(key)))
+                )
+            stop = runtime.app.recorder.max_notification_id() or 0
+            log.info("projection.rebuild_started", projection=name, processes=processes)
+            context = multiprocessing.get_context("spawn")
+            children = [
+                context.Process(
+                    target=_rebuild_partition,
+                    args=(settings, name, partition, processes, stop, os.getpid()),
+                    name=f"rebuild-{name}-{partition}",
+                )
+                for partition in range(processes)
+            ]
+            for child in children:
+                child.start()
+            for child in children:
+                child.join()
+            failed = [c.name for c in children if c.exitcode != 0]
+            if failed:
+                msg = f"{', '.join(failed)} failed; the workers rebuild {name} from zero"
+                raise RebuildFailed(msg)
+            with runtime.engine.begin() as conn:
+                worker.projection.finish_rebuild(conn)
+                advance_position(conn, name, runtime.app.name, REBUILDING, stop)
         worker.projection.reset_cache()
         log.info("projection.rebuilt", projection=name, processes=processes, position=stop)
         return stop
@@ -99,27 +103,52 @@ def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
         runtime.close()
 
 
+@contextmanager
+def _holding_locks(engine: Engine) -> Iterator[Connection]:
+    """A connection for session advisory locks, closed (not pooled) afterwards: closing
+    it releases them, whatever happened."""
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield conn
+    finally:
+        conn.invalidate()
+        conn.close()
+
+
 def _rebuild_partition(
-    settings: Settings, name: str, partition: int, partitions: int, stop: int
+    settings: Settings, name: str, partition: int, partitions: int, stop: int, parent: int
 ) -> None:
     """One process of a rebuild: applies its partition of the log up to `stop`."""
     configure_logging(settings)
     runtime = build_runtime(settings)
     try:
-        worker = PartitionWorker(
-            runtime.app,
-            runtime.engine,
-            runtime.workers[name].projection,
-            partition=partition,
-            partitions=partitions,
-            stop=stop,
-            batch_size=settings.projection_batch_size,
-            max_batch_size=settings.projection_catch_up_batch_size,
-        )
-        try:
-            read = worker.catch_up()
-        finally:
-            worker.stop()
-        log.info("projection.partition_rebuilt", projection=name, partition=partition, read=read)
+        with _holding_locks(runtime.engine) as lock:
+            lock.execute(select(func.pg_advisory_lock_shared(rebuild_lock_key(name))))
+            if os.getppid() != parent:  # the coordinator died before the lock was held
+                msg = f"{name}: the process that started this rebuild is gone"
+                raise RebuildFailed(msg)
+            _apply_partition(runtime, name, partition, partitions, stop, parent)
     finally:
         runtime.close()
+
+
+def _apply_partition(
+    runtime: Runtime, name: str, partition: int, partitions: int, stop: int, parent: int
+) -> None:
+    settings = runtime.settings
+    worker = PartitionWorker(
+        runtime.app,
+        runtime.engine,
+        runtime.workers[name].projection,
+        partition=partition,
+        partitions=partitions,
+        stop=stop,
+        batch_size=settings.projection_batch_size,
+        max_batch_size=settings.projection_catch_up_batch_size,
+        parent=parent,
+    )
+    try:
+        read = worker.catch_up()
+    finally:
+        worker.stop()
+    log.info("projection.partition_rebuilt", projection=name, partition=partition, read=read)
