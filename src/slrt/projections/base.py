@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 
 from slrt.background import BackgroundLoop
-from slrt.db import metadata
+from slrt.db import empty_tables, metadata
 from slrt.projections.decoding import EventDecoder
 
 log = structlog.get_logger("slrt.projections")
@@ -416,7 +416,8 @@ class ProjectionWorker(BackgroundLoop):
     def reset(self) -> None:
         """Empties the projection's tables and position, for a rebuild from zero."""
         with self.engine.begin() as conn:
-            self._empty(conn)
+            empty_tables(conn, self.projection.tables)
+            conn.execute(tracking.delete().where(tracking.c.projection == self.name))
         self.projection.reset_cache()
         self._committed = None
 

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from slrt.config import Settings
+from slrt.db import empty_tables
 from slrt.logging import configure_logging
 from slrt.projections.base import (
     REBUILDING,
@@ -66,7 +67,8 @@ def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
             lock.execute(select(func.pg_advisory_lock_shared(key)))
             lock.execute(select(func.pg_advisory_unlock(key)))
             with runtime.engine.begin() as conn:
-                worker._empty(conn)
+                empty_tables(conn, worker.projection.tables)
+                conn.execute(tracking.delete().where(tracking.c.projection == name))
                 conn.execute(
                     insert(tracking).values(
                         projection=name,
