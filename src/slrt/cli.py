@@ -142,6 +142,9 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
         return _rebuild_in_processes(settings, args)
     runtime = build_runtime(settings)
     try:
+        if args.name != "all" and args.name not in runtime.workers:
+            print(f"there is no read model {args.name!r} (there are: {', '.join(runtime.workers)})")
+            return 1
         for name, worker in runtime.workers.items():
             if args.name not in ("all", name):
                 continue
@@ -163,7 +166,7 @@ def _rebuild_in_processes(settings: Settings, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         position = rebuild_in_processes(settings, args.name, args.processes)
-    except (ValueError, KeyError, RebuildFailed) as error:
+    except (ValueError, RebuildFailed) as error:
         print(f"{args.name}: not rebuilt: {error}")
         return 1
     elapsed = time.perf_counter() - started

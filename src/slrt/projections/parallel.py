@@ -53,6 +53,9 @@ def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
         raise ValueError(msg)
     runtime = build_runtime(settings)
     try:
+        if name not in runtime.workers:
+            msg = f"there is no read model {name!r} (there are: {', '.join(runtime.workers)})"
+            raise ValueError(msg)
         worker = runtime.workers[name]
         if worker.projection.every_partition is None:
             msg = f"{name} cannot be rebuilt in several processes"
