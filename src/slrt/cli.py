@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from psycopg.errors import LockNotAvailable
+from sqlalchemy.exc import OperationalError
 
 from slrt.config import Settings
 from slrt.domain.access import NATIONAL
@@ -137,6 +139,17 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: A rebuild empties the tables with TRUNCATE, which waits for any transaction using them.
+_LOCKED = (
+    "its tables stayed in use (a worker applying a long batch, or a long query) past "
+    "SLRT_POSTGRES_LOCK_TIMEOUT_SECONDS; nothing was changed, run it again"
+)
+
+
+def _lock_timed_out(error: OperationalError) -> bool:
+    return isinstance(error.orig, LockNotAvailable)
+
+
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes > 1:
         return _rebuild_in_processes(settings, args)
@@ -149,7 +162,13 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
             if args.name not in ("all", name):
                 continue
             started = time.perf_counter()
-            worker.reset()
+            try:
+                worker.reset()
+            except OperationalError as error:
+                if not _lock_timed_out(error):
+                    raise
+                print(f"{name}: not rebuilt: {_LOCKED}")
+                return 1
             read = worker.catch_up()
             print(f"{name}: applied {read} events in {time.perf_counter() - started:.1f} s")
     finally:
@@ -168,6 +187,11 @@ def _rebuild_in_processes(settings: Settings, args: argparse.Namespace) -> int:
         position = rebuild_in_processes(settings, args.name, args.processes)
     except (ValueError, RebuildFailed) as error:
         print(f"{args.name}: not rebuilt: {error}")
+        return 1
+    except OperationalError as error:
+        if not _lock_timed_out(error):
+            raise
+        print(f"{args.name}: not rebuilt: {_LOCKED}")
         return 1
     elapsed = time.perf_counter() - started
     print(f"{args.name}: rebuilt up to event {position} in {elapsed:.1f} s")
