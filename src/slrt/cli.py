@@ -23,6 +23,7 @@ from slrt.config import Settings
 from slrt.domain.access import NATIONAL
 from slrt.domain.common import Actor, DomainError, Role
 from slrt.logging import configure_logging
+from slrt.projections.parallel import RebuildFailed, rebuild_in_processes
 from slrt.runtime import build_runtime
 from slrt.security import issue_token
 
@@ -177,8 +178,6 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rebuild_in_processes(settings: Settings, args: argparse.Namespace) -> int:
-    from slrt.projections.parallel import RebuildFailed, rebuild_in_processes
-
     if args.name == "all":
         print("--processes rebuilds one read model: name it (e.g. household_status)")
         return 2

@@ -408,16 +408,33 @@ class ProjectionWorker(BackgroundLoop):
         self.projection.reset_cache()
         self._committed = None
 
-    def _empty(self, conn: Connection) -> None:
-        for table in self.projection.tables:
-            conn.execute(table.delete())
+    def _empty(self, conn: Connection, *, at_once: bool = False) -> None:
+        """Empties the tables and forgets the position. `at_once` (TRUNCATE on
+        PostgreSQL) holds readers off until the transaction ends: short ones only."""
+        if at_once:
+            empty_tables(conn, self.projection.tables)
+        else:
+            for table in self.projection.tables:
+                conn.execute(table.delete())
         conn.execute(tracking.delete().where(tracking.c.projection == self.name))
 
     def reset(self) -> None:
         """Empties the projection's tables and position, for a rebuild from zero."""
         with self.engine.begin() as conn:
-            empty_tables(conn, self.projection.tables)
-            conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+            self._empty(conn, at_once=True)
+        self.projection.reset_cache()
+        self._committed = None
+
+    def hand_over(self) -> None:
+        """Empties the projection and sets its position to REBUILDING, in one
+        transaction, for a rebuild in other processes (slrt.projections.parallel)."""
+        with self.engine.begin() as conn:
+            self._empty(conn, at_once=True)
+            conn.execute(
+                insert(tracking).values(
+                    projection=self.name, application=self.app.name, notification_id=REBUILDING
+                )
+            )
         self.projection.reset_cache()
         self._committed = None
 

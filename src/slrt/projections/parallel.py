@@ -23,17 +23,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 
 from slrt.config import Settings
-from slrt.db import empty_tables
 from slrt.logging import configure_logging
 from slrt.projections.base import (
     REBUILDING,
     PartitionWorker,
     advance_position,
     rebuild_lock_key,
-    tracking,
 )
 from slrt.runtime import Runtime, build_runtime
 
@@ -69,16 +67,7 @@ def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
                 raise RebuildFailed(msg)
             lock.execute(select(func.pg_advisory_lock_shared(key)))
             lock.execute(select(func.pg_advisory_unlock(key)))
-            with runtime.engine.begin() as conn:
-                empty_tables(conn, worker.projection.tables)
-                conn.execute(tracking.delete().where(tracking.c.projection == name))
-                conn.execute(
-                    insert(tracking).values(
-                        projection=name,
-                        application=runtime.app.name,
-                        notification_id=REBUILDING,
-                    )
-                )
+            worker.hand_over()
             stop = runtime.app.recorder.max_notification_id() or 0
             log.info("projection.rebuild_started", projection=name, processes=processes)
             context = multiprocessing.get_context("spawn")
