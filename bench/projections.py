@@ -125,7 +125,7 @@ def main() -> None:
         catch_up_seconds = time.perf_counter() - started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         # The same rebuild in one process per core (slrt projections rebuild
-        # --processes), timed from the command's start: its processes' start-up included.
+        # --processes), timed around the whole rebuild: its processes' start-up included.
         started = time.perf_counter()
         rebuilt = rebuild_in_processes(settings, "household_status", PROCESSES)
         parallel_seconds = time.perf_counter() - started
