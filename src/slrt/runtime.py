@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -173,7 +175,25 @@ def _add_projection_workers(runtime: Runtime, settings: Settings) -> None:
         )
         app.on_recorded(worker.wake)
         worker.check_version()
+        if (
+            settings.is_postgres
+            and projection.every_partition is not None
+            and settings.rebuild_processes > 1
+        ):
+            worker.rebuild_in_processes = partial(
+                _rebuild_in_processes, runtime, projection.name, settings.rebuild_processes
+            )
+            worker.in_processes_from = settings.projection_rebuild_in_processes_from
         runtime.workers[projection.name] = worker
+
+
+def _rebuild_in_processes(
+    runtime: Runtime, name: str, processes: int, stopping: threading.Event
+) -> int:
+    # Imported here: slrt.projections.parallel builds runtimes, so it imports this module.
+    from slrt.projections.parallel import rebuild_with
+
+    return rebuild_with(runtime, name, processes, stopping=stopping)
 
 
 _SCHEMA_LOCK = 0x534C5254  # "SLRT": the advisory lock held while a process sets up tables

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import threading
+import time
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy import func, select, text, update
+from structlog.testing import capture_logs
 
 from slrt.application import Idempotency, Outcome, SlrtApplication
 from slrt.config import Settings
@@ -909,6 +911,61 @@ class TestOnPostgres(ApplicationScenarios):
             assert self._household_tables(restarted) == live
         finally:
             restarted.close()
+
+    def _started_from_zero(self, settings: Settings, clock: Clock) -> list[dict[str, Any]]:
+        """Starts household_status's worker in a new runtime on a store it has not
+        applied; returns the log entries until it has caught up."""
+        restarted = build_runtime(settings, clock=clock)
+        try:
+            worker = restarted.workers["household_status"]
+            assert worker.position() == 0
+            last = restarted.app.recorder.max_notification_id()
+            with capture_logs() as logs:
+                restarted.start_workers(["household_status"])
+                deadline = time.monotonic() + 60
+                while worker.position() != last and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            assert worker.position() == last
+            return logs
+        finally:
+            restarted.close()
+
+    def test_a_worker_far_behind_from_zero_rebuilds_in_processes(
+        self, runtime: Runtime, settings: Settings, clock: Clock
+    ) -> None:
+        self._households_in_both_partitions(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        runtime.workers["household_status"].reset()
+        far = settings.model_copy(
+            update={"projection_rebuild_in_processes_from": 5, "projection_rebuild_processes": 2}
+        )
+
+        logs = self._started_from_zero(far, clock)
+
+        rebuilt = [e for e in logs if e["event"] == "projection.rebuilt"]
+        assert [(e["projection"], e["processes"]) for e in rebuilt] == [("household_status", 2)]
+        assert self._household_tables(runtime) == live
+
+    def test_a_worker_not_far_enough_behind_catches_up_in_its_own_process(
+        self, runtime: Runtime, settings: Settings, clock: Clock
+    ) -> None:
+        self._households_in_both_partitions(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        runtime.workers["household_status"].reset()
+        last = runtime.app.recorder.max_notification_id() or 0
+        near = settings.model_copy(
+            update={
+                "projection_rebuild_in_processes_from": last + 1,
+                "projection_rebuild_processes": 2,
+            }
+        )
+
+        logs = self._started_from_zero(near, clock)
+
+        assert not [e for e in logs if e["event"] == "projection.rebuild_started"]
+        assert self._household_tables(runtime) == live
 
     def test_a_conflicting_batch_is_a_conflict_on_a_connections_first_use(
         self, runtime: Runtime, settings: Settings

@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -224,6 +224,11 @@ class ProjectionWorker(BackgroundLoop):
         #: The position this worker last committed; anything else means memory is stale.
         self._committed: int | None = None
         self._read_ahead: ThreadPoolExecutor | None = None
+        #: Set by the runtime where the projection can be rebuilt in several processes
+        #: (slrt.projections.parallel): a started worker with at least
+        #: `in_processes_from` events to apply from zero runs it (until `stop`).
+        self.rebuild_in_processes: Callable[[threading.Event], int] | None = None
+        self.in_processes_from = 0
 
     @property
     def name(self) -> str:
@@ -330,6 +335,7 @@ class ProjectionWorker(BackgroundLoop):
 
     def _loop(self) -> None:
         log.info("projection.started", projection=self.name, position=self.position())
+        self._from_zero_in_processes()
         while not self._stop.is_set():
             try:
                 if self.run_once():
@@ -345,6 +351,24 @@ class ProjectionWorker(BackgroundLoop):
             self._wake.wait(self.poll_interval)
             self._wake.clear()
         log.info("projection.stopped", projection=self.name, position=self.position())
+
+    def _from_zero_in_processes(self) -> None:
+        """A worker that starts from zero far behind rebuilds in several processes, where
+        the projection can; if that fails, it catches up here, from zero again."""
+        if self.rebuild_in_processes is None:
+            return
+        try:
+            behind = self.app.recorder.max_notification_id() or 0
+            if self.position() != 0 or behind < self.in_processes_from:
+                return
+            self.rebuild_in_processes(self._stop)
+        except Exception as error:
+            log.warning(
+                "projection.rebuild_in_processes_failed",
+                projection=self.name,
+                error=str(error),
+                action="stopping" if self._stop.is_set() else "catching up in this process",
+            )
 
     def check_version(self) -> bool:
         """Rebuilds from zero (creates the tables again and forgets the position; the

@@ -13,14 +13,20 @@ The lock is shared by the rebuild's processes; a rebuild that stops half-way (a 
 partition, a killed process) leaves REBUILDING once none of them holds it, and the
 projection's workers then throw its rows away and rebuild from zero. A partition whose
 coordinating process is gone stops at its next page.
+
+It runs from `slrt projections rebuild NAME --processes N`, and from a projection's
+worker that starts from zero far behind (a new install on an old store, a new version of
+the projection): `projection_rebuild_in_processes_from` in the settings.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
 
 import structlog
 from sqlalchemy import Connection, Engine, func, select
@@ -54,47 +60,71 @@ def rebuild_in_processes(settings: Settings, name: str, processes: int) -> int:
         if name not in runtime.workers:
             msg = f"there is no read model {name!r} (there are: {', '.join(runtime.workers)})"
             raise ValueError(msg)
-        worker = runtime.workers[name]
-        if worker.projection.every_partition is None:
-            msg = f"{name} cannot be rebuilt in several processes"
-            raise ValueError(msg)
-        key = rebuild_lock_key(name)
-        with _holding_locks(runtime.engine) as lock:
-            # Exclusive to begin with (no other rebuild, nor a process of one, runs), then
-            # shared with the rebuild's processes: workers wait while any of them holds it.
-            if not lock.execute(select(func.pg_try_advisory_lock(key))).scalar():
-                msg = f"{name} is being rebuilt by other processes"
-                raise RebuildFailed(msg)
-            lock.execute(select(func.pg_advisory_lock_shared(key)))
-            lock.execute(select(func.pg_advisory_unlock(key)))
-            worker.hand_over()
-            stop = runtime.app.recorder.max_notification_id() or 0
-            log.info("projection.rebuild_started", projection=name, processes=processes)
-            context = multiprocessing.get_context("spawn")
-            children = [
-                context.Process(
-                    target=_rebuild_partition,
-                    args=(settings, name, partition, processes, stop, os.getpid()),
-                    name=f"rebuild-{name}-{partition}",
-                )
-                for partition in range(processes)
-            ]
-            for child in children:
-                child.start()
-            for child in children:
-                child.join()
-            failed = [c.name for c in children if c.exitcode != 0]
-            if failed:
-                msg = f"{', '.join(failed)} failed; the workers rebuild {name} from zero"
-                raise RebuildFailed(msg)
-            with runtime.engine.begin() as conn:
-                worker.projection.finish_rebuild(conn)
-                advance_position(conn, name, runtime.app.name, REBUILDING, stop)
-        worker.projection.reset_cache()
-        log.info("projection.rebuilt", projection=name, processes=processes, position=stop)
-        return stop
+        return rebuild_with(runtime, name, processes)
     finally:
         runtime.close()
+
+
+def rebuild_with(
+    runtime: Runtime, name: str, processes: int, *, stopping: threading.Event | None = None
+) -> int:
+    """The rebuild, started from `runtime` (the CLI's, or a serving process's when its
+    worker starts from zero); `stopping` set ends it early, as a failed rebuild."""
+    settings = runtime.settings
+    worker = runtime.workers[name]
+    if worker.projection.every_partition is None:
+        msg = f"{name} cannot be rebuilt in several processes"
+        raise ValueError(msg)
+    key = rebuild_lock_key(name)
+    with _holding_locks(runtime.engine) as lock:
+        # Exclusive to begin with (no other rebuild, nor a process of one, runs), then
+        # shared with the rebuild's processes: workers wait while any of them holds it.
+        if not lock.execute(select(func.pg_try_advisory_lock(key))).scalar():
+            msg = f"{name} is being rebuilt by other processes"
+            raise RebuildFailed(msg)
+        lock.execute(select(func.pg_advisory_lock_shared(key)))
+        lock.execute(select(func.pg_advisory_unlock(key)))
+        worker.hand_over()
+        stop = runtime.app.recorder.max_notification_id() or 0
+        log.info("projection.rebuild_started", projection=name, processes=processes)
+        context = multiprocessing.get_context("spawn")
+        children = [
+            context.Process(
+                target=_rebuild_partition,
+                args=(settings, name, partition, processes, stop, os.getpid()),
+                name=f"rebuild-{name}-{partition}",
+            )
+            for partition in range(processes)
+        ]
+        for child in children:
+            child.start()
+        stopping = stopping or threading.Event()
+        wait_for(children, stopping)
+        if stopping.is_set():
+            msg = f"stopped before the end; the workers rebuild {name} from zero"
+            raise RebuildFailed(msg)
+        failed = [c.name for c in children if c.exitcode != 0]
+        if failed:
+            msg = f"{', '.join(failed)} failed; the workers rebuild {name} from zero"
+            raise RebuildFailed(msg)
+        with runtime.engine.begin() as conn:
+            worker.projection.finish_rebuild(conn)
+            advance_position(conn, name, runtime.app.name, REBUILDING, stop)
+    worker.projection.reset_cache()
+    log.info("projection.rebuilt", projection=name, processes=processes, position=stop)
+    return stop
+
+
+def wait_for(children: Sequence[BaseProcess], stopping: threading.Event) -> None:
+    """Waits until every child has ended. Once `stopping` is set or a child has failed,
+    the rebuild cannot finish: the others are ended too."""
+    while any(child.is_alive() for child in children):
+        failed = any(child.exitcode not in (None, 0) for child in children)
+        if failed or stopping.wait(0.2):
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.join()
 
 
 @contextmanager
