@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from slrt.domain.scoring import DEFAULT_HOUSEHOLD_SIZE_WEIGHT
+from slrt.projections.base import REBUILDING, tracking
 from tests.api.conftest import Api
 from tests.builders import (
     ADMIN,
@@ -241,6 +243,29 @@ def test_health_reports_projection_lag(api: Api) -> None:
     api.runtime.catch_up()
     health = api.client.get("/api/v1/health").json()
     assert health["projections"]["household_status"]["lag"] == 0
+
+
+def test_health_reports_a_projection_being_rebuilt_in_other_processes(api: Api) -> None:
+    submit(api)
+    api.runtime.catch_up()
+    with api.runtime.engine.begin() as conn:  # what slrt.projections.parallel sets
+        conn.execute(
+            update(tracking)
+            .where(tracking.c.projection == "household_status")
+            .values(notification_id=REBUILDING)
+        )
+    health = api.client.get("/api/v1/health").json()
+    head = api.runtime.app.recorder.max_notification_id()
+    assert health["projections"]["household_status"] == {
+        "position": None,
+        "lag": head,
+        "rebuilding": True,
+    }
+    assert health["projections"]["proposal_list"] == {
+        "position": head,
+        "lag": 0,
+        "rebuilding": False,
+    }
 
 
 def test_openapi_document_has_examples(api: Api) -> None:

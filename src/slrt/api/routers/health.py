@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from slrt.api.deps import RuntimeDep
+from slrt.projections.base import REBUILDING
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
@@ -19,7 +20,11 @@ def health(runtime: RuntimeDep) -> JSONResponse:
         projections: dict[str, Any] = {}
         for name, worker in runtime.workers.items():
             position = worker.position()
-            projections[name] = {"position": position, "lag": max(0, head - position)}
+            if position == REBUILDING:  # in other processes: its rows are not all there yet
+                projections[name] = {"position": None, "lag": head, "rebuilding": True}
+            else:
+                lag = max(0, head - position)
+                projections[name] = {"position": position, "lag": lag, "rebuilding": False}
         outbox = runtime.processes.get("referral_outbox")
         referral_outbox = outbox.status() if outbox is not None else None
     except Exception:
