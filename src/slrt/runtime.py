@@ -180,7 +180,7 @@ def _add_projection_workers(runtime: Runtime, settings: Settings) -> None:
             and projection.every_partition is not None
             and settings.rebuild_processes > 1
         ):
-            worker.rebuild_in_processes = partial(
+            worker.parallel_rebuild = partial(
                 _rebuild_in_processes, runtime, projection.name, settings.rebuild_processes
             )
             worker.in_processes_from = settings.projection_rebuild_in_processes_from

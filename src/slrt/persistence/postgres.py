@@ -10,11 +10,14 @@ so appending costs no extra round trip while the table lock is held.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import (
     InterfaceError,
@@ -23,10 +26,11 @@ from eventsourcing.persistence import (
     ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.utils import retry
+from eventsourcing.utils import Environment, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
+from psycopg_pool import ConnectionPool
 
 from slrt.persistence.chain import (
     FOLLOWED_TOPICS,
@@ -453,6 +457,36 @@ def _layers(stored_events: Sequence[StoredEvent]) -> list[list[StoredEvent]]:
 
 
 class Factory(es_postgres.PostgresFactory):
-    """The library's PostgreSQL factory, with the hash-chained application recorder."""
+    """The library's PostgreSQL factory, with the hash-chained application recorder and
+    a cheaper check of pooled connections."""
 
     application_recorder_class = AuditedPostgresApplicationRecorder
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        if pool._check is not None:  # POSTGRES_PRE_PING
+            pool._check = partial(check_if_closed, pool)
+
+
+def check_if_closed(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection before it hands it out: a round trip only if
+    the server has closed it or sent something since it went back to the pool.
+
+    The library's pre-ping asks the server every time (measured: 12 % of a village
+    approval's CPU, two checkouts each). When PostgreSQL closes a connection (a restart,
+    pg_terminate_backend, an idle timeout) it says so on the socket, which then reads as
+    ready; a pooled connection waits for nothing, so a quiet socket is an open one. A
+    host that vanished without closing goes unnoticed here as it would by a ping that
+    has to time out; the recorder's retries take another connection then.
+
+    A closed one means the others were probably closed too (a restart): the pool checks
+    and replaces them all at once. Found one by one, each costs the pool a back-off
+    delay (1 s, then 2, 4, …): a pool of 13 took over 30 s to serve again."""
+    if not conn.closed and not select.select([conn.fileno()], [], [], 0)[0]:
+        return
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        pool.check()
+        raise

@@ -227,7 +227,7 @@ class ProjectionWorker(BackgroundLoop):
         #: Set by the runtime where the projection can be rebuilt in several processes
         #: (slrt.projections.parallel): a started worker with at least
         #: `in_processes_from` events to apply from zero runs it (until `stop`).
-        self.rebuild_in_processes: Callable[[threading.Event], int] | None = None
+        self.parallel_rebuild: Callable[[threading.Event], int] | None = None
         self.in_processes_from = 0
 
     @property
@@ -355,13 +355,13 @@ class ProjectionWorker(BackgroundLoop):
     def _from_zero_in_processes(self) -> None:
         """A worker that starts from zero far behind rebuilds in several processes, where
         the projection can; if that fails, it catches up here, from zero again."""
-        if self.rebuild_in_processes is None:
+        if self.parallel_rebuild is None:
             return
         try:
             behind = self.app.recorder.max_notification_id() or 0
             if self.position() != 0 or behind < self.in_processes_from:
                 return
-            self.rebuild_in_processes(self._stop)
+            self.parallel_rebuild(self._stop)
         except Exception as error:
             log.warning(
                 "projection.rebuild_in_processes_failed",

@@ -1,0 +1,95 @@
+"""The event store's connection pool on PostgreSQL: connections the server closed are
+not handed out, and open ones are handed out without a round trip."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.domain import Aggregate
+from psycopg_pool import ConnectionPool
+
+from slrt.application import SlrtApplication
+from slrt.config import Settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def app(postgres_settings: Settings) -> Iterator[SlrtApplication]:
+    app = SlrtApplication(postgres_settings)
+    yield app
+    app.close()
+
+
+def _pool(app: SlrtApplication) -> ConnectionPool[Any]:
+    pool: ConnectionPool[Any] = app.recorder.datastore.pool  # type: ignore[attr-defined]
+    return pool
+
+
+def _backends(pool: ConnectionPool[Any]) -> list[int]:
+    """The server processes of every connection the pool holds."""
+    connections = [pool.getconn() for _ in range(pool.max_size)]
+    pids = [conn.info.backend_pid for conn in connections]
+    for conn in connections:
+        pool.putconn(conn)
+    return pids
+
+
+def test_connections_the_server_closed_are_not_handed_out(
+    app: SlrtApplication, postgres_settings: Settings
+) -> None:
+    pool = _pool(app)
+    pids = _backends(pool)
+    with psycopg.connect(postgres_settings.database_url, autocommit=True) as admin:
+        for pid in pids:  # as a restart of PostgreSQL does
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)  # the server's goodbye reaches the sockets
+
+    for _ in range(pool.max_size):
+        with pool.connection() as conn:  # no retry here: a closed one would raise
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+            assert conn.info.backend_pid not in pids
+
+
+def test_open_connections_are_handed_out_without_asking_the_server(
+    app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = _pool(app)
+    _backends(pool)  # every connection opened and back in the pool
+    pings: list[object] = []
+    execute = psycopg.Connection.execute
+
+    def recorded(conn: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if query == "":  # the pool's ping (ConnectionPool.check_connection)
+            pings.append(conn)
+        return execute(conn, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", recorded)
+
+    for _ in range(2 * pool.max_size):
+        with pool.connection() as conn:
+            conn.execute("SELECT 1")
+
+    assert pings == []
+
+
+def test_events_are_saved_and_read_at_once_after_postgresql_closed_every_connection(
+    app: SlrtApplication, postgres_settings: Settings
+) -> None:
+    pids = _backends(_pool(app))
+    with psycopg.connect(postgres_settings.database_url, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)
+    started = time.monotonic()
+
+    thing = Aggregate()
+    app.save(thing)
+
+    assert app.repository.get(thing.id).version == 1
+    # Not after the pool's back-off delays for each closed connection (1 s, 2 s, 4 s, …).
+    assert time.monotonic() - started < 5
