@@ -116,6 +116,15 @@ def read_position(conn: Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
+def read_model_state(name: str, position: int, head: int) -> dict[str, Any]:
+    """How current a read model is, as the API shows it: the last event it includes, how
+    many recorded events it does not include yet, and whether it is being rebuilt in
+    other processes (its rows are not all there then, and it has no position)."""
+    if position == REBUILDING:
+        return {"name": name, "position": None, "lag": head, "rebuilding": True}
+    return {"name": name, "position": position, "lag": max(0, head - position), "rebuilding": False}
+
+
 def advance_position(conn: Connection, name: str, application: str, old: int, new: int) -> None:
     """Moves a tracked position from `old` to `new` by compare-and-set, so two processes
     doing the same work cannot both move it; the loser gets PositionMoved."""

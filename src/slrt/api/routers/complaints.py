@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
 from slrt.api.errors import PROBLEM_RESPONSES
+from slrt.api.read_models import state_of
 from slrt.api.schemas.complaints import (
     Acknowledgement,
     Assignment,
@@ -244,9 +245,14 @@ def list_complaints_route(
             actor=actor, resource="complaints", resource_id=None, region=region
         )
     with runtime.engine.connect() as conn:
+        read_model = state_of(runtime, conn, "complaint_list")
         total, rows = list_complaints(
             conn, region=region, status=state.value if state else None, limit=limit, offset=offset
         )
     return Page[ComplaintSummary](
-        total=total, limit=limit, offset=offset, items=[ComplaintSummary(**r) for r in rows]
+        total=total,
+        limit=limit,
+        offset=offset,
+        items=[ComplaintSummary(**r) for r in rows],
+        read_model=read_model,
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from slrt.api.deps import RuntimeDep
-from slrt.projections.base import REBUILDING
+from slrt.projections.base import read_model_state
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
@@ -19,12 +19,8 @@ def health(runtime: RuntimeDep) -> JSONResponse:
         head = runtime.app.recorder.max_notification_id() or 0
         projections: dict[str, Any] = {}
         for name, worker in runtime.workers.items():
-            position = worker.position()
-            if position == REBUILDING:  # in other processes: its rows are not all there yet
-                projections[name] = {"position": None, "lag": head, "rebuilding": True}
-            else:
-                lag = max(0, head - position)
-                projections[name] = {"position": position, "lag": lag, "rebuilding": False}
+            state = read_model_state(name, worker.position(), head)
+            projections[name] = {k: v for k, v in state.items() if k != "name"}
         outbox = runtime.processes.get("referral_outbox")
         referral_outbox = outbox.status() if outbox is not None else None
     except Exception:

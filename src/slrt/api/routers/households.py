@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 from slrt.api.deps import ActorDep, RuntimeDep
 from slrt.api.disclosure import reveals_identifiers
 from slrt.api.errors import PROBLEM_RESPONSES
+from slrt.api.read_models import state_of
 from slrt.api.schemas.households import HouseholdOut, HouseholdSummary
 from slrt.api.schemas.proposals import Page, RegionCode
 from slrt.domain.access import Action, authorize
@@ -108,6 +109,7 @@ def list_households_route(
             actor=actor, resource="households", resource_id=None, region=region
         )
     with runtime.engine.connect() as conn:
+        read_model = state_of(runtime, conn, "household_status")
         total, rows = list_households(
             conn,
             lookup_key=lookup_key(runtime.settings),
@@ -119,5 +121,9 @@ def list_households_route(
             offset=offset,
         )
     return Page[HouseholdSummary](
-        total=total, limit=limit, offset=offset, items=[HouseholdSummary(**r) for r in rows]
+        total=total,
+        limit=limit,
+        offset=offset,
+        items=[HouseholdSummary(**r) for r in rows],
+        read_model=read_model,
     )

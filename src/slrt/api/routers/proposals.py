@@ -11,6 +11,7 @@ from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
 from slrt.api.disclosure import reveals_identifiers
 from slrt.api.errors import PROBLEM_RESPONSES
+from slrt.api.read_models import state_of
 from slrt.api.schemas.proposals import (
     DinsosDecision,
     NewProposal,
@@ -248,6 +249,7 @@ def list_proposals_route(
             actor=actor, resource="proposals", resource_id=None, region=region
         )
     with runtime.engine.connect() as conn:
+        read_model = state_of(runtime, conn, "proposal_list")
         total, rows = list_proposals(
             conn,
             region=None if region == "ID" else region,
@@ -256,5 +258,9 @@ def list_proposals_route(
             offset=offset,
         )
     return Page[ProposalSummary](
-        total=total, limit=limit, offset=offset, items=[ProposalSummary(**r) for r in rows]
+        total=total,
+        limit=limit,
+        offset=offset,
+        items=[ProposalSummary(**r) for r in rows],
+        read_model=read_model,
     )

@@ -185,8 +185,24 @@ class ProposalSummary(BaseModel):
     version: int
 
 
+class ReadModelState(BaseModel):
+    """How current the list is: read models follow the event store a moment behind."""
+
+    name: str = Field(description="The read model the list comes from")
+    position: int | None = Field(
+        description="The last event the list includes (null while it is being rebuilt)"
+    )
+    lag: int = Field(
+        description="Events recorded after that one (not all of them need change the list)"
+    )
+    rebuilding: bool = Field(
+        description="Being rebuilt from zero: the list is incomplete until it ends"
+    )
+
+
 class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
     items: list[T]
+    read_model: ReadModelState
