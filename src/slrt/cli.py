@@ -37,7 +37,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.processes > 1:
         return _serve_processes(settings, args)
-    app = create_app(settings, run_workers=not args.no_workers)
+    app = create_app(settings, run_workers=not args.no_workers, serving=True)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -110,11 +111,35 @@ class _TooLarge(Exception):
     pass
 
 
+#: The cyclic garbage collector's first threshold in a serving process (Python's
+#: default is 700 allocations): a request allocates thousands of objects, so it ran
+#: several young collections per request.
+SERVING_GC_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Puts what start-up allocated (modules, reference data, the application) out of
+    the cyclic garbage collector's sight, and lets it run less often. Its full
+    collections walked that whole heap while the event loop waited: measured at 32
+    clients, one process, registrations' p99 went from 75–83 ms to 26–28 ms and their
+    CPU from 0.68–0.71 to 0.56–0.61 ms (bench/README.md). What start-up allocated lives
+    as long as the process; reference counting still frees the rest."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(SERVING_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, run_workers: bool = True
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    run_workers: bool = True,
+    serving: bool = False,
 ) -> FastAPI:
     """Builds the API. With `run_workers`, the projection workers run in this process
-    (the embedded default: one command runs everything)."""
+    (the embedded default: one command runs everything). `serving`: this process serves
+    the API until it ends (`slrt serve`), so its start-up heap is settled (settle_heap);
+    tests, which build many apps in one process, leave the collector alone."""
     owned = runtime is None
 
     @asynccontextmanager
@@ -124,6 +149,8 @@ def create_app(
         active.followed.start()
         if run_workers:
             active.start_workers()
+        if serving:
+            settle_heap()
         log.info("api.started", database="postgresql" if settings.is_postgres else "sqlite")
         try:
             yield
@@ -169,4 +196,4 @@ def api_process() -> FastAPI:
     from the environment; the projection workers run in a process of their own."""
     settings = Settings()
     configure_logging(settings)
-    return create_app(settings, run_workers=False)
+    return create_app(settings, run_workers=False, serving=True)
