@@ -121,8 +121,8 @@ def settle_heap() -> None:
     """Puts what start-up allocated (modules, reference data, the application) out of
     the cyclic garbage collector's sight, and lets it run less often. Its full
     collections walked that whole heap while the event loop waited: measured at 32
-    clients, one process, registrations' p99 went from 75–83 ms to 26–28 ms and their
-    CPU from 0.68–0.71 to 0.56–0.61 ms (bench/README.md). What start-up allocated lives
+    clients, one process, registrations' p99 went from 77–84 ms to 29–30 ms and their
+    CPU from 0.72–0.73 to 0.57–0.61 ms (bench/README.md). What start-up allocated lives
     as long as the process; reference counting still frees the rest."""
     gc.collect()
     gc.freeze()
