@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
 from slrt.api.commands import run_command
-from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
+from slrt.api.deps import ActorDep, CommandCaller, CommandDep, RuntimeDep, VersionedCommandDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.read_models import state_of
 from slrt.api.schemas.complaints import (
@@ -70,12 +70,11 @@ def _may_read(actor: Actor, region: str, escalated_to: str | None) -> None:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ComplaintOut)
 async def receive_complaint(
     body: NewComplaint,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    key: IdempotencyDep,
+    caller: CommandDep,
     response: Response,
 ) -> ComplaintOut:
     """Logs a complaint; its first-response and resolution clocks start now."""
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.receive_complaint_command(
         actor=actor,
         region=body.region,
@@ -86,7 +85,7 @@ async def receive_complaint(
         household_id=body.household_id,
         member_nik=body.member_nik,
         reporter=body.reporter.model_dump(exclude_none=True) if body.reporter else None,
-        idempotency=key,
+        idempotency=caller.idempotency,
     )
 
     def answer(outcome: Outcome) -> ComplaintOut:
@@ -97,21 +96,15 @@ async def receive_complaint(
 
 
 async def _handle(
-    action: str,
-    complaint_id: UUID,
-    body: BaseModel,
-    runtime: RuntimeDep,
-    actor: Actor,
-    version: int | None,
-    key: Any,
-    response: Response,
+    action: str, complaint_id: UUID, body: BaseModel, caller: CommandCaller, response: Response
 ) -> ComplaintOut:
+    runtime = caller.runtime
     command = runtime.app.handle_complaint_command(
-        actor=actor,
+        actor=caller.actor,
         complaint_id=complaint_id,
         action=action,
-        expected_version=version,
-        idempotency=key,
+        expected_version=caller.expected_version,
+        idempotency=caller.idempotency,
         **body.model_dump(mode="json", exclude_none=True),
     )
     return await run_command(runtime, command, lambda outcome: _answer(runtime, outcome, response))
@@ -121,19 +114,17 @@ async def _handle(
 async def acknowledge(
     complaint_id: UUID,
     body: Acknowledgement,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ComplaintOut:
     """The first response to the reporter: stops the first-response clock."""
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.handle_complaint_command(
         actor=actor,
         complaint_id=complaint_id,
         action="acknowledge",
-        expected_version=version,
-        idempotency=key,
+        expected_version=caller.expected_version,
+        idempotency=caller.idempotency,
         note=body.note,
     )
     return await run_command(runtime, command, lambda outcome: _answer(runtime, outcome, response))
@@ -143,70 +134,55 @@ async def acknowledge(
 async def assign(
     complaint_id: UUID,
     body: Assignment,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ComplaintOut:
     """Assigns (or reassigns) the complaint to an office or an agency."""
-    return await _handle("assign", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("assign", complaint_id, body, caller, response)
 
 
 @router.post("/{complaint_id}/escalate", response_model=ComplaintOut)
 async def escalate(
     complaint_id: UUID,
     body: Escalation,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ComplaintOut:
     """Sends the complaint up to the kecamatan or the kabupaten, with a reason."""
-    return await _handle("escalate", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("escalate", complaint_id, body, caller, response)
 
 
 @router.post("/{complaint_id}/resolve", response_model=ComplaintOut)
 async def resolve(
     complaint_id: UUID,
     body: Resolution,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ComplaintOut:
     """Records the outcome (and the proposal or referral it produced): stops the
     resolution clock."""
-    return await _handle("resolve", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("resolve", complaint_id, body, caller, response)
 
 
 @router.post("/{complaint_id}/close", response_model=ComplaintOut)
 async def close(
     complaint_id: UUID,
     body: Closing,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ComplaintOut:
-    return await _handle("close", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("close", complaint_id, body, caller, response)
 
 
 @router.post("/{complaint_id}/reopen", response_model=ComplaintOut)
 async def reopen(
     complaint_id: UUID,
     body: Reopening,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ComplaintOut:
     """Reopens a resolved or closed complaint: a fresh resolution clock starts."""
-    return await _handle("reopen", complaint_id, body, runtime, actor, version, key, response)
+    return await _handle("reopen", complaint_id, body, caller, response)
 
 
 @router.get("/{complaint_id}", response_model=ComplaintOut)

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Query, Response, status
 
 from slrt.api.commands import run_command
-from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
+from slrt.api.deps import ActorDep, CommandDep, RuntimeDep, VersionedCommandDep
 from slrt.api.disclosure import reveals_identifiers
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.read_models import state_of
@@ -122,12 +122,11 @@ def _answer(runtime: RuntimeDep, actor: Actor, outcome: Outcome, response: Respo
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProposalOut)
 async def submit_proposal(
     body: Annotated[NewProposal, Body(openapi_examples={"register": {"value": _EXAMPLE_REGISTER}})],
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    key: IdempotencyDep,
+    caller: CommandDep,
     response: Response,
 ) -> ProposalOut:
     """A front office logs a proposal to register, update, remove, enrol or unenrol a household."""
+    runtime, actor = caller.runtime, caller.actor
     data = body.model_dump(mode="json", exclude_none=True)
     kind = data.pop("kind")
     household_id = data.pop("household_id", None)
@@ -138,7 +137,7 @@ async def submit_proposal(
         payload=data,
         household_id=UUID(household_id) if household_id else None,
         note=note,
-        idempotency=key,
+        idempotency=caller.idempotency,
     )
 
     def answer(outcome: Outcome) -> ProposalOut:
@@ -152,21 +151,19 @@ async def submit_proposal(
 async def decide_at_village(
     proposal_id: UUID,
     body: VillageDecision,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ProposalOut:
     """The musyawarah desa's decision, with its berita acara (number, date, SHA-256)."""
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.decide_at_village_command(
         actor=actor,
         proposal_id=proposal_id,
         approve=body.decision == "approve",
         berita_acara=body.berita_acara.model_dump(mode="json") if body.berita_acara else None,
         reason=body.reason,
-        expected_version=version,
-        idempotency=key,
+        expected_version=caller.expected_version,
+        idempotency=caller.idempotency,
     )
     return await run_command(
         runtime, command, lambda outcome: _answer(runtime, actor, outcome, response)
@@ -177,20 +174,18 @@ async def decide_at_village(
 async def decide_at_dinsos(
     proposal_id: UUID,
     body: DinsosDecision,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ProposalOut:
     """Dinsos verifies (the household changes at once) or returns the proposal to the village."""
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.decide_at_dinsos_command(
         actor=actor,
         proposal_id=proposal_id,
         verify=body.decision == "verify",
         reason=body.reason,
-        expected_version=version,
-        idempotency=key,
+        expected_version=caller.expected_version,
+        idempotency=caller.idempotency,
     )
     return await run_command(
         runtime, command, lambda outcome: _answer(runtime, actor, outcome, response)
@@ -201,18 +196,16 @@ async def decide_at_dinsos(
 async def withdraw_proposal(
     proposal_id: UUID,
     body: Withdrawal,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ProposalOut:
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.withdraw_proposal_command(
         actor=actor,
         proposal_id=proposal_id,
         reason=body.reason,
-        expected_version=version,
-        idempotency=key,
+        expected_version=caller.expected_version,
+        idempotency=caller.idempotency,
     )
     return await run_command(
         runtime, command, lambda outcome: _answer(runtime, actor, outcome, response)

@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from slrt.api.commands import run_command
-from slrt.api.deps import ActorDep, ExpectedVersionDep, IdempotencyDep, RuntimeDep
+from slrt.api.deps import ActorDep, CommandDep, RuntimeDep, VersionedCommandDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.referrals import Cancellation, NewReferral, ReferralOut
 from slrt.application import Outcome
@@ -51,12 +51,11 @@ def _answer(runtime: RuntimeDep, outcome: Outcome, response: Response) -> Referr
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ReferralOut)
 async def create_referral(
     body: NewReferral,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    key: IdempotencyDep,
+    caller: CommandDep,
     response: Response,
 ) -> ReferralOut:
     """Refers a household or one member to an agency; its acknowledgement clock starts."""
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.create_referral_command(
         actor=actor,
         household_id=body.household_id,
@@ -67,7 +66,7 @@ async def create_referral(
         urgency=body.urgency.value,
         complaint_id=body.complaint_id,
         proposal_id=body.proposal_id,
-        idempotency=key,
+        idempotency=caller.idempotency,
     )
 
     def answer(outcome: Outcome) -> ReferralOut:
@@ -96,18 +95,16 @@ def get_referral(
 async def cancel_referral(
     referral_id: UUID,
     body: Cancellation,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    version: ExpectedVersionDep,
-    key: IdempotencyDep,
+    caller: VersionedCommandDep,
     response: Response,
 ) -> ReferralOut:
     """SLRT withdraws an open referral; the agency is told on its topic."""
+    runtime, actor = caller.runtime, caller.actor
     command = runtime.app.cancel_referral_command(
         actor=actor,
         referral_id=referral_id,
         reason=body.reason,
-        expected_version=version,
-        idempotency=key,
+        expected_version=caller.expected_version,
+        idempotency=caller.idempotency,
     )
     return await run_command(runtime, command, lambda outcome: _answer(runtime, outcome, response))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from slrt.api.deps import ActorDep, IdempotencyDep, RuntimeDep
+from slrt.api.deps import ActorDep, CommandDep, RuntimeDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.households import NewScoringModelVersion, ScoringModelVersionOut
 from slrt.domain.access import Action, authorize
@@ -20,19 +20,18 @@ def _versions(runtime: RuntimeDep, version: int | None = None) -> list[ScoringMo
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ScoringModelVersionOut)
 def publish_scoring_model(
     body: NewScoringModelVersion,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    key: IdempotencyDep,
+    caller: CommandDep,
     response: Response,
 ) -> ScoringModelVersionOut:
     """Publishes the next version; every household is re-scored and re-ranked with it."""
+    runtime, actor = caller.runtime, caller.actor
     outcome = runtime.app.publish_scoring_model(
         actor=actor,
         intercept=body.intercept,
         weights=body.weights.model_dump(),
         household_size_weight=body.household_size_weight,
         note=body.note,
-        idempotency=key,
+        idempotency=caller.idempotency,
     )
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from slrt.api.deps import ActorDep, IdempotencyDep, RuntimeDep
+from slrt.api.deps import ActorDep, CommandDep, RuntimeDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.schemas.complaints import ComplianceRow, NewSlaPolicyVersion, TimerOut
 from slrt.api.schemas.proposals import RegionCode
@@ -117,14 +117,13 @@ def list_sla_policies(runtime: RuntimeDep, actor: ActorDep) -> list[dict[str, An
 @router.post("/sla/policies", status_code=status.HTTP_201_CREATED)
 def publish_sla_policy(
     body: NewSlaPolicyVersion,
-    runtime: RuntimeDep,
-    actor: ActorDep,
-    key: IdempotencyDep,
+    caller: CommandDep,
     response: Response,
 ) -> dict[str, Any]:
     """Publishes the next version; it applies to clocks started from now on."""
+    runtime, actor = caller.runtime, caller.actor
     outcome = runtime.app.publish_sla_policy(
-        actor=actor, rules=body.rules, note=body.note, idempotency=key
+        actor=actor, rules=body.rules, note=body.note, idempotency=caller.idempotency
     )
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
