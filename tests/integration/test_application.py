@@ -912,6 +912,15 @@ class TestOnPostgres(ApplicationScenarios):
         finally:
             restarted.close()
 
+    def _live_then_emptied(self, runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
+        """household_status's rows as the live worker projects the households, which are
+        then emptied (position 0) for a worker to start from zero."""
+        self._households_in_both_partitions(runtime)
+        runtime.catch_up()
+        live = self._household_tables(runtime)
+        runtime.workers["household_status"].reset()
+        return live
+
     def _started_from_zero(self, settings: Settings, clock: Clock) -> list[dict[str, Any]]:
         """Starts household_status's worker in a new runtime on a store it has not
         applied; returns the log entries until it has caught up."""
@@ -933,10 +942,7 @@ class TestOnPostgres(ApplicationScenarios):
     def test_a_worker_far_behind_from_zero_rebuilds_in_processes(
         self, runtime: Runtime, settings: Settings, clock: Clock
     ) -> None:
-        self._households_in_both_partitions(runtime)
-        runtime.catch_up()
-        live = self._household_tables(runtime)
-        runtime.workers["household_status"].reset()
+        live = self._live_then_emptied(runtime)
         far = settings.model_copy(
             update={"projection_rebuild_in_processes_from": 5, "projection_rebuild_processes": 2}
         )
@@ -950,10 +956,7 @@ class TestOnPostgres(ApplicationScenarios):
     def test_a_worker_not_far_enough_behind_catches_up_in_its_own_process(
         self, runtime: Runtime, settings: Settings, clock: Clock
     ) -> None:
-        self._households_in_both_partitions(runtime)
-        runtime.catch_up()
-        live = self._household_tables(runtime)
-        runtime.workers["household_status"].reset()
+        live = self._live_then_emptied(runtime)
         last = runtime.app.recorder.max_notification_id() or 0
         near = settings.model_copy(
             update={
