@@ -14,4 +14,4 @@ def state_of(runtime: Runtime, conn: Connection, name: str) -> ReadModelState:
     the events the state says it does."""
     position = read_position(conn, name)
     head = runtime.app.recorder.max_notification_id() or 0
-    return ReadModelState(**read_model_state(name, position, head))
+    return ReadModelState(name=name, **read_model_state(position, head))

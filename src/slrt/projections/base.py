@@ -116,13 +116,13 @@ def read_position(conn: Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def read_model_state(name: str, position: int, head: int) -> dict[str, Any]:
+def read_model_state(position: int, head: int) -> dict[str, Any]:
     """How current a read model is, as the API shows it: the last event it includes, how
     many recorded events it does not include yet, and whether it is being rebuilt in
     other processes (its rows are not all there then, and it has no position)."""
     if position == REBUILDING:
-        return {"name": name, "position": None, "lag": head, "rebuilding": True}
-    return {"name": name, "position": position, "lag": max(0, head - position), "rebuilding": False}
+        return {"position": None, "lag": head, "rebuilding": True}
+    return {"position": position, "lag": max(0, head - position), "rebuilding": False}
 
 
 def advance_position(conn: Connection, name: str, application: str, old: int, new: int) -> None:

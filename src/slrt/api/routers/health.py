@@ -19,8 +19,7 @@ def health(runtime: RuntimeDep) -> JSONResponse:
         head = runtime.app.recorder.max_notification_id() or 0
         projections: dict[str, Any] = {}
         for name, worker in runtime.workers.items():
-            state = read_model_state(name, worker.position(), head)
-            projections[name] = {k: v for k, v in state.items() if k != "name"}
+            projections[name] = read_model_state(worker.position(), head)
         outbox = runtime.processes.get("referral_outbox")
         referral_outbox = outbox.status() if outbox is not None else None
     except Exception:
