@@ -144,7 +144,7 @@ class BearerCommand(BearerCaller):
         )
 
 
-class BearerVersionedCommand(BearerCaller):
+class BearerVersionedCommand(BearerCommand):
     """The caller of a command on an existing record: BearerCommand, and If-Match."""
 
     async def __call__(  # type: ignore[override]
@@ -153,12 +153,8 @@ class BearerVersionedCommand(BearerCaller):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> CommandCaller:
-        return CommandCaller(
-            runtime=request.app.state.runtime,
-            actor=self.actor(request),
-            idempotency=await idempotency(request, idempotency_key),
-            expected_version=await expected_version(if_match),
-        )
+        caller = await super().__call__(request, idempotency_key)
+        return replace(caller, expected_version=await expected_version(if_match))
 
 
 CommandDep = Annotated[CommandCaller, Depends(BearerCommand(**_SCHEME))]
