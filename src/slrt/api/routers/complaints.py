@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
+from slrt.api.command_route import CommandRoute
 from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, CommandCaller, CommandDep, RuntimeDep, VersionedCommandDep
 from slrt.api.errors import PROBLEM_RESPONSES
@@ -30,7 +31,12 @@ from slrt.domain.common import Actor, Role
 from slrt.domain.complaint import ComplaintStatus
 from slrt.projections.complaint_list import list_complaints
 
-router = APIRouter(prefix="/api/v1/complaints", tags=["complaints"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/complaints",
+    tags=["complaints"],
+    responses=PROBLEM_RESPONSES,
+    route_class=CommandRoute,
+)
 
 
 def _answer(runtime: RuntimeDep, outcome: Outcome, response: Response) -> ComplaintOut:

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from slrt.api.command_route import CommandRoute
 from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, CommandDep, RuntimeDep, VersionedCommandDep
 from slrt.api.disclosure import reveals_identifiers
@@ -30,7 +31,12 @@ from slrt.domain.proposal import Proposal, ProposalStatus
 from slrt.domain.reference import mask_identifier
 from slrt.projections.proposal_list import list_proposals
 
-router = APIRouter(prefix="/api/v1/proposals", tags=["proposals"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/proposals",
+    tags=["proposals"],
+    responses=PROBLEM_RESPONSES,
+    route_class=CommandRoute,
+)
 
 _EXAMPLE_REGISTER = {
     "kind": "register",

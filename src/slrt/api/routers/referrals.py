@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
+from slrt.api.command_route import CommandRoute
 from slrt.api.commands import run_command
 from slrt.api.deps import ActorDep, CommandDep, RuntimeDep, VersionedCommandDep
 from slrt.api.errors import PROBLEM_RESPONSES
@@ -18,7 +19,12 @@ from slrt.application import Outcome
 from slrt.domain.access import Action, authorize, authorize_agency
 from slrt.domain.common import Role
 
-router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/referrals",
+    tags=["referrals"],
+    responses=PROBLEM_RESPONSES,
+    route_class=CommandRoute,
+)
 
 
 def _answer(runtime: RuntimeDep, outcome: Outcome, response: Response) -> ReferralOut:

@@ -1,0 +1,209 @@
+"""CommandRoute: the command routes' requests handled without FastAPI's general
+request machinery when they are well formed (ADR 0009).
+
+FastAPI handles every request the general way: it reads the body with `json.loads`,
+then validates the Python objects; it solves the dependency graph, a pass over the
+request per dependency and per parameter; it validates the answer again before
+serializing it. For a registration that was about a third of the API process's CPU
+(bench/README.md, eighth session). A command route has one fixed shape (a JSON body,
+path parameters, dependencies that read only the request and its headers, the
+`Response` for headers, an answer model), so CommandRoute prepares that shape once and
+serves a request with one pydantic call for the body (`validate_json` on the bytes).
+
+Only well-formed requests take this way. Anything else (another content type, an
+empty body, a body, path parameter or header the models refuse, dependency
+overrides) goes to FastAPI's own handler for the route, before anything is run, so
+every refusal is exactly FastAPI's: the same 422 problem with the same fields. A
+route of another shape gets FastAPI's handler only (`CommandRoute.fast` is False).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import params, routing
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, serialize_response
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+@dataclass(frozen=True)
+class _Dependency:
+    """A dependency that reads only the request and its headers: `async def` (or an
+    instance with one), no sub-dependencies, no cleanup after the answer."""
+
+    name: str
+    call: Callable[..., Awaitable[Any]]
+    request_param: str | None
+    headers: tuple[Any, ...]  # FastAPI's ModelField of each header parameter
+
+    @classmethod
+    def of(cls, dependant: Dependant) -> _Dependency | None:
+        call = dependant.call
+        if (
+            call is None
+            or dependant.name is None
+            or not _is_coroutine(call)
+            or dependant.dependencies
+            or dependant.path_params
+            or dependant.query_params
+            or dependant.cookie_params
+            or dependant.body_params
+            or dependant.response_param_name
+            or dependant.background_tasks_param_name
+            or dependant.security_scopes_param_name
+            or dependant.websocket_param_name
+            or dependant.http_connection_param_name
+        ):
+            return None
+        return cls(
+            dependant.name, call, dependant.request_param_name, tuple(dependant.header_params)
+        )
+
+    async def solve(self, request: Request) -> tuple[bool, Any]:
+        """(True, value), or (False, None) when a header is refused by its model."""
+        values: dict[str, Any] = {}
+        for field in self.headers:
+            raw = request.headers.get(field.alias.replace("_", "-"))
+            if raw is None:
+                if field.field_info.is_required():
+                    return False, None
+                values[field.name] = field.get_default()
+                continue
+            value, errors = field.validate(raw, values, loc=("header", field.alias))
+            if errors:
+                return False, None
+            values[field.name] = value
+        if self.request_param:
+            values[self.request_param] = request
+        return True, await self.call(**values)
+
+
+def _is_coroutine(call: Any) -> bool:
+    if inspect.isroutine(call):
+        return inspect.iscoroutinefunction(call)
+    return inspect.iscoroutinefunction(getattr(call, "__call__", None))  # noqa: B004
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json"
+
+
+class CommandRoute(APIRoute):
+    """An APIRoute that serves its well-formed requests itself when its shape allows
+    (see the module's docstring); OpenAPI, routing and errors are FastAPI's."""
+
+    fast: bool = False
+
+    def get_route_handler(self) -> Handler:
+        standard = super().get_route_handler()
+        fast = self._fast_handler(standard)
+        self.fast = fast is not None
+        return fast or standard
+
+    def _effective(self) -> Any:
+        """This route as included in the app: what APIRoute.get_route_handler builds
+        its handler from (FastAPI ≥ 0.16x keeps an inclusion's prefix, dependencies
+        and overrides in a context beside the route)."""
+        context_var = getattr(routing, "_effective_route_context_var", None)
+        context = context_var.get() if context_var is not None else None
+        if context is not None and context.original_route is self:
+            return context
+        return self
+
+    def _fast_handler(self, standard: Handler) -> Handler | None:
+        route = self._effective()
+        dependant = route.dependant
+        endpoint = dependant.call if dependant is not None else None
+        dependencies = [_Dependency.of(d) for d in dependant.dependencies] if dependant else []
+        if (
+            endpoint is None
+            or not inspect.iscoroutinefunction(endpoint)
+            or len(dependant.body_params) != 1
+            or dependant.query_params
+            or dependant.header_params
+            or dependant.cookie_params
+            or dependant.request_param_name
+            or dependant.background_tasks_param_name
+            or dependant.security_scopes_param_name
+            or dependant.response_param_name is None
+            or route.response_field is None
+            or not isinstance(route.response_class, DefaultPlaceholder)
+            or any(d is None for d in dependencies)
+        ):
+            return None
+        body_field = dependant.body_params[0]
+        info = body_field.field_info
+        if not isinstance(info, params.Body) or isinstance(info, params.Form) or info.embed:
+            return None
+        body: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+        body_name = body_field.name
+        path_params = tuple(dependant.path_params)
+        solved = [d for d in dependencies if d is not None]
+        response_name = dependant.response_param_name
+        field = route.response_field
+        status_code = route.status_code or 200
+        overrides = route.dependency_overrides_provider
+        options = {
+            "include": route.response_model_include,
+            "exclude": route.response_model_exclude,
+            "by_alias": route.response_model_by_alias,
+            "exclude_unset": route.response_model_exclude_unset,
+            "exclude_defaults": route.response_model_exclude_defaults,
+            "exclude_none": route.response_model_exclude_none,
+        }
+
+        async def handle(request: Request) -> Response:
+            if overrides is not None and getattr(overrides, "dependency_overrides", None):
+                return await standard(request)
+            if not _is_json(request.headers.get("content-type")):
+                return await standard(request)
+            raw = await request.body()  # kept on the request: the fallback reads it again
+            if not raw:
+                return await standard(request)
+            try:
+                values: dict[str, Any] = {body_name: body.validate_json(raw)}
+            except ValidationError:
+                return await standard(request)
+            for param in path_params:
+                value, errors = param.validate(
+                    request.path_params.get(param.alias), {}, loc=("path", param.alias)
+                )
+                if errors:
+                    return await standard(request)
+                values[param.name] = value
+            for dependency in solved:
+                ok, value = await dependency.solve(request)
+                if not ok:
+                    return await standard(request)
+                values[dependency.name] = value
+            sub_response = Response()
+            del sub_response.headers["content-length"]
+            sub_response.status_code = None  # type: ignore[assignment]
+            values[response_name] = sub_response
+            content = await serialize_response(
+                field=field,
+                response_content=await endpoint(**values),
+                dump_json=True,
+                **options,
+            )
+            response = Response(
+                content=content,
+                status_code=sub_response.status_code or status_code,
+                media_type="application/json",
+            )
+            response.headers.raw.extend(sub_response.headers.raw)
+            return response
+
+        return handle
