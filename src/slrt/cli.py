@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from slrt.config import Settings
 from slrt.domain.access import NATIONAL
 from slrt.domain.common import Actor, DomainError, Role
-from slrt.logging import configure_logging
+from slrt.logging import cache_loggers, configure_logging
 from slrt.projections.parallel import RebuildFailed, rebuild_in_processes
 from slrt.runtime import build_runtime
 from slrt.security import issue_token
@@ -38,6 +38,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes > 1:
         return _serve_processes(settings, args)
     app = create_app(settings, run_workers=not args.no_workers, serving=True)
+    cache_loggers()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1)
     return 0
 

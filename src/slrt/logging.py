@@ -70,6 +70,14 @@ def mask_personal_data(
     return event_dict
 
 
+def cache_loggers() -> None:
+    """For a serving process, whose logging is configured once at start: each logger
+    binds the configuration on its first line instead of on every line (the lazy
+    proxies cost ~2 % of a command's CPU). Not for a process that reconfigures logging
+    later (tests capturing logs)."""
+    structlog.configure(cache_logger_on_first_use=True)
+
+
 def configure_logging(settings: Settings) -> None:
     json_lines = settings.log_format == "json" or (
         settings.log_format == "auto" and not sys.stderr.isatty()

@@ -18,7 +18,7 @@ from slrt.api.routers import complaints, health, households, proposals, scoring,
 from slrt.api.routers import inspection as inspection_routes
 from slrt.api.routers import referrals as referral_routes
 from slrt.config import Settings
-from slrt.logging import configure_logging
+from slrt.logging import cache_loggers, configure_logging
 from slrt.runtime import Runtime, build_runtime
 from slrt.security import TokenVerifier
 
@@ -215,4 +215,5 @@ def api_process() -> FastAPI:
     from the environment; the projection workers run in a process of their own."""
     settings = Settings()
     configure_logging(settings)
+    cache_loggers()
     return create_app(settings, run_workers=False, serving=True)
