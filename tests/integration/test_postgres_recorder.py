@@ -1,0 +1,69 @@
+"""The event store's append on PostgreSQL: the events of a batch are sent as arrays in
+binary, and come back byte for byte, in the batch's order, each with its notification
+id and its hash record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from slrt.application import SlrtApplication
+from slrt.config import Settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def app(postgres_settings: Settings) -> Iterator[SlrtApplication]:
+    app = SlrtApplication(postgres_settings)
+    yield app
+    app.close()
+
+
+def test_a_batch_is_stored_byte_for_byte_in_its_order(app: SlrtApplication) -> None:
+    first, second = uuid4(), uuid4()
+    awkward = [
+        b'{"note": "quote \\" backslash \\\\ brace { } comma , paren ( )"}',
+        bytes(range(256)),  # every byte, NUL included
+        '{"nama": "Sitti \'Aisyah", "jabatan": "Kepala Désa"}'.encode(),
+        b"",
+    ]
+    batch = [
+        StoredEvent(first, 1, "slrt.domain.x:Made", awkward[0]),
+        StoredEvent(second, 1, 'slrt.domain.x:Made "quoted", {odd}', awkward[1]),
+        StoredEvent(first, 2, "slrt.domain.x:Changed", awkward[2]),
+        StoredEvent(second, 2, "slrt.domain.x:Changed", awkward[3]),
+    ]
+    before = app.recorder.max_notification_id() or 0
+
+    ids = app.recorder.insert_events(batch)
+
+    assert ids == list(range(before + 1, before + 5))
+    stored = app.recorder.select_notifications(before + 1, 10)
+    assert [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in stored] == [
+        (i, e.originator_id, e.originator_version, e.topic, e.state)
+        for i, e in zip(ids, batch, strict=True)
+    ]
+    hashed = app.recorder.select_hash_records(before, 10)  # type: ignore[attr-defined]
+    assert [(h.notification_id, h.originator_id, h.originator_version) for h in hashed] == [
+        (i, e.originator_id, e.originator_version) for i, e in zip(ids, batch, strict=True)
+    ]
+
+
+def test_a_version_stored_before_is_a_conflict_and_nothing_of_the_batch_is_kept(
+    app: SlrtApplication,
+) -> None:
+    taken = uuid4()
+    app.recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
+    before = app.recorder.max_notification_id()
+    with pytest.raises(IntegrityError):
+        app.recorder.insert_events(
+            [
+                StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}"),
+                StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}"),
+            ]
+        )
+    assert app.recorder.max_notification_id() == before
