@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from slrt.domain.common import Actor, Role
 
 
@@ -32,3 +34,10 @@ def test_agency_and_request_id_are_recorded_when_set_and_read_back() -> None:
     assert Actor.from_record(Actor("a", Role.ADMIN, "64").as_record()) == Actor(
         "a", Role.ADMIN, "64"
     )
+
+
+def test_for_a_request_only_the_request_id_changes() -> None:
+    actor = Actor("bpjs-1", Role.AGENCY, "64.74", agency="bpjs", request_id="req-1")
+
+    assert actor.for_request("req-2") == replace(actor, request_id="req-2")
+    assert actor.for_request(None) == replace(actor, request_id=None)

@@ -50,7 +50,9 @@ class BearerCaller(HTTPBearer):
         runtime: Runtime = request.app.state.runtime
         if actor.user_id in runtime.deactivated:
             raise Unauthenticated(f"user {actor.user_id} has been deactivated")
-        return replace(actor, request_id=getattr(request.state, "request_id", None))
+        # The id RequestContext put in the scope's state (read without Starlette's
+        # State wrapper, which request.state builds on first use).
+        return actor.for_request(request.scope.get("state", {}).get("request_id"))
 
 
 #: One OpenAPI security scheme, whichever of the callers below a route takes.

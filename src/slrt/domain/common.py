@@ -32,6 +32,11 @@ class Actor:
     #: CloudEvent), so an inspector can tie an event to the request and its log lines.
     request_id: str | None = None
 
+    def for_request(self, request_id: str | None) -> Actor:
+        """The same caller, for one request. Spelled out: `dataclasses.replace` walks
+        the fields generically (~1 % of a command's CPU)."""
+        return Actor(self.user_id, self.role, self.region, self.agency, request_id)
+
     def as_record(self) -> dict[str, str]:
         """The actor as recorded on events (fields that are set, as text). Spelled out:
         `dataclasses.asdict` deep-copies every field and was ~2 % of a command's CPU."""
