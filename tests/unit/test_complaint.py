@@ -71,7 +71,8 @@ def test_the_contact_is_masked_for_display() -> None:
 
 def test_the_repr_leaves_out_personal_data() -> None:
     complaint = received(member_nik=nik())
-    assert "3456" not in repr(complaint)
+    # Not "3456" alone: a random aggregate id in the repr holds it now and then.
+    assert "1234567890" not in repr(complaint) and "Siti" not in repr(complaint)
     assert complaint.member_nik is not None and complaint.member_nik not in repr(complaint)
 
 
