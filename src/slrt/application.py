@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 
@@ -45,6 +46,7 @@ from slrt.domain.scoring import ScoringModel
 from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy, SlaPolicyVersion
 from slrt.domain.user import User
 from slrt.group_commit import GroupCommitter, is_conflict
+from slrt.group_read import GroupReader
 
 log = structlog.get_logger("slrt.commands")
 
@@ -95,6 +97,18 @@ class Command:
     idempotency: Idempotency | None = None
     #: Whether `decide` reads stored state (if not, it may run on an event loop).
     reads: bool = True
+    #: The aggregates `decide` reads (by `_get`) when it is run on an event loop: they
+    #: are read first, with other commands' (slrt.group_read). If `decide` needs any
+    #: other, it is decided again in a worker thread.
+    prefetch: tuple[UUID, ...] = ()
+
+
+#: The stored events read ahead for a decision on the event loop (`Command.prefetch`).
+_PREFETCHED: ContextVar[dict[UUID, list[Any]] | None] = ContextVar("prefetched", default=None)
+
+
+class _NotPrefetched(Exception):
+    """A decision on the event loop asked for something not read ahead."""
 
 
 #: Runs a call in a worker thread: `await offload(function, *args)`.
@@ -133,16 +147,22 @@ class SlrtApplication(Application[UUID]):
         self._policy_lock = threading.Lock()
         super().__init__(env=settings.eventsourcing_env())
         self._committer: GroupCommitter | None = None
+        self._reader: GroupReader | None = None
         if settings.group_commit:
             self._committer = GroupCommitter(
                 self.save,
                 window=settings.group_commit_window_ms / 1000,
                 max_batch=settings.group_commit_max_batch,
             )
+            read_many = getattr(self.recorder, "select_events_of", None)
+            if read_many is not None:  # PostgreSQL
+                self._reader = GroupReader(read_many, max_batch=settings.group_commit_max_batch)
 
     def close(self) -> None:
         if self._committer is not None:
             self._committer.close()
+        if self._reader is not None:
+            self._reader.close()
         super().close()
 
     # -- the one write path -------------------------------------------------
@@ -188,7 +208,9 @@ class SlrtApplication(Application[UUID]):
         # A repeated key is found by a conflict on its first attempt: one more attempt.
         extra = 1 if command.idempotency is not None and not command.reads else 0
         for attempt in range(1, self.settings.command_retries + 2 + extra):
-            if command.reads or (command.idempotency is not None and attempt > 1):
+            if command.reads and self._can_prefetch(command):
+                decided = await self._decide_prefetched(command, offload)
+            elif command.reads or (command.idempotency is not None and attempt > 1):
                 decided = await offload(self._decide, command)
             else:
                 decided = await self._decide_inline(command, offload)
@@ -205,6 +227,27 @@ class SlrtApplication(Application[UUID]):
                 continue
             return self._done(command, outcome)
         raise self._gave_up(command)
+
+    def _can_prefetch(self, command: Command) -> bool:
+        # With an Idempotency-Key the receipt is read first, in a worker thread.
+        return self._reader is not None and bool(command.prefetch) and command.idempotency is None
+
+    async def _decide_prefetched(
+        self, command: Command, offload: Offload
+    ) -> Outcome | tuple[Outcome, list[Aggregate]]:
+        """The decision of a command on existing records, on the event loop: the records
+        are read first, many commands' in one statement. A decision that needs anything
+        else is made again in a worker thread, from scratch."""
+        assert self._reader is not None
+        fetched = await self._reader.read_async(command.prefetch)
+        token = _PREFETCHED.set(fetched)
+        try:
+            return self._decide(command)
+        except _NotPrefetched:
+            pass
+        finally:
+            _PREFETCHED.reset(token)
+        return await offload(self._decide, command)
 
     async def _decide_inline(
         self, command: Command, offload: Offload
@@ -318,12 +361,30 @@ class SlrtApplication(Application[UUID]):
         self._listeners.append(listener)
 
     def _get(self, cls: type[T], aggregate_id: UUID, what: str, version: int | None = None) -> T:
+        fetched = _PREFETCHED.get()
         try:
-            aggregate: Any = self.repository.get(aggregate_id, version=version)
+            if fetched is None:
+                aggregate: Any = self.repository.get(aggregate_id, version=version)
+            else:
+                aggregate = self._from_prefetched(fetched, aggregate_id, version)
         except AggregateNotFoundError:
             raise NotFound(f"{what} {aggregate_id} does not exist") from None
         if not isinstance(aggregate, cls):
             raise NotFound(f"{what} {aggregate_id} does not exist")
+        return aggregate
+
+    def _from_prefetched(
+        self, fetched: dict[UUID, list[Any]], aggregate_id: UUID, version: int | None
+    ) -> Any:
+        """The aggregate rebuilt from the events read ahead for it, as the repository
+        rebuilds it; anything not read ahead ends the decision on the event loop."""
+        if version is not None or aggregate_id not in fetched:
+            raise _NotPrefetched(aggregate_id)
+        aggregate = project_aggregate(
+            None, (self.mapper.to_domain_event(e) for e in fetched[aggregate_id])
+        )
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
         return aggregate
 
     @staticmethod
@@ -477,7 +538,7 @@ class SlrtApplication(Application[UUID]):
                 )
             return Decision(save=[proposal], subject=proposal)
 
-        return Command("decide_at_village", actor, decide, idempotency)
+        return Command("decide_at_village", actor, decide, idempotency, prefetch=(proposal_id,))
 
     def decide_at_dinsos(
         self,
@@ -528,7 +589,7 @@ class SlrtApplication(Application[UUID]):
             proposal.mark_applied(household_id=household.id, actor=who, timestamp=at)
             return Decision(save=[proposal, household], subject=proposal)
 
-        return Command("decide_at_dinsos", actor, decide, idempotency)
+        return Command("decide_at_dinsos", actor, decide, idempotency, prefetch=(proposal_id,))
 
     def _apply(self, proposal: Proposal, *, actor: dict[str, str], at: datetime) -> Household:
         """The verified proposal changes the household; its events name the proposal."""
@@ -594,7 +655,7 @@ class SlrtApplication(Application[UUID]):
             proposal.withdraw(reason=reason, actor=actor.as_record(), timestamp=self.clock())
             return Decision(save=[proposal], subject=proposal)
 
-        return Command("withdraw_proposal", actor, decide, idempotency)
+        return Command("withdraw_proposal", actor, decide, idempotency, prefetch=(proposal_id,))
 
     def get_proposal(self, proposal_id: UUID, version: int | None = None) -> Proposal:
         """The proposal now, or as it was at `version` (to answer a replayed command)."""
@@ -991,7 +1052,7 @@ class SlrtApplication(Application[UUID]):
             handlers[action](complaint, actor=actor.as_record(), timestamp=self.clock(), **details)
             return Decision(save=[complaint], subject=complaint)
 
-        return Command(f"{action}_complaint", actor, decide, idempotency)
+        return Command(f"{action}_complaint", actor, decide, idempotency, prefetch=(complaint_id,))
 
     def get_complaint(self, complaint_id: UUID, version: int | None = None) -> Complaint:
         return self._get(Complaint, complaint_id, "complaint", version)
@@ -1110,7 +1171,7 @@ class SlrtApplication(Application[UUID]):
             referral.cancel(reason=reason, actor=actor.as_record(), timestamp=self.clock())
             return Decision(save=[referral], subject=referral)
 
-        return Command("cancel_referral", actor, decide, idempotency)
+        return Command("cancel_referral", actor, decide, idempotency, prefetch=(referral_id,))
 
     def get_referral(self, referral_id: UUID, version: int | None = None) -> Referral:
         return self._get(Referral, referral_id, "referral", version)

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from slrt.application import Idempotency, Outcome, SlrtApplication
 from slrt.config import Settings
 from slrt.domain.access import Forbidden
-from slrt.domain.common import InvalidInput, VersionMismatch
+from slrt.domain.common import InvalidInput, NotFound, VersionMismatch
 from slrt.domain.household import HouseholdRemoved
 from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
 from slrt.domain.sla import SlaPolicy
@@ -434,6 +434,74 @@ class ApplicationScenarios:
         ]
         assert len(approvals) == 1
 
+    def test_decisions_from_an_event_loop_on_records_of_every_kind(self, runtime: Runtime) -> None:
+        # On PostgreSQL the records are read ahead, many commands' in one statement.
+        household_id = self.register(runtime)
+        update = self.submit(
+            runtime, "update", household_id=household_id, changes={"indicators": indicators(2)}
+        )
+        withdrawn = self.submit(runtime)
+        complaint = runtime.app.receive_complaint(
+            actor=FRONT_OFFICE,
+            region=FRONT_OFFICE.region,
+            channel="walk_in",
+            complaint_type="complaint",
+            category="aid_not_received",
+            description="Bantuan belum diterima",
+        )
+        commands = [
+            runtime.app.decide_at_village_command(
+                actor=VILLAGE_HEAD, proposal_id=update, approve=True, berita_acara=berita_acara()
+            ),
+            runtime.app.withdraw_proposal_command(
+                actor=FRONT_OFFICE, proposal_id=withdrawn, reason="salah input"
+            ),
+            runtime.app.handle_complaint_command(
+                actor=FRONT_OFFICE, complaint_id=complaint.id, action="acknowledge", note="ok"
+            ),
+        ]
+
+        async def run_all() -> list[Outcome]:
+            return await asyncio.gather(*(runtime.app.run_async(c) for c in commands))
+
+        approved, gone, acknowledged = asyncio.run(run_all())
+        assert runtime.app.get_proposal(approved.id).status is ProposalStatus.VILLAGE_APPROVED
+        assert runtime.app.get_proposal(gone.id).status is ProposalStatus.WITHDRAWN
+        assert runtime.app.get_complaint(acknowledged.id).version == acknowledged.version
+
+    def test_a_decision_that_reads_more_than_was_read_ahead_is_made_in_a_worker_thread(
+        self, runtime: Runtime
+    ) -> None:
+        household_id = self.register(runtime, deprived=3)
+        proposal_id = self.submit(
+            runtime, "update", household_id=household_id, changes={"indicators": indicators(12)}
+        )
+        self.approve(runtime, proposal_id)
+        offloaded: list[str] = []
+
+        async def offload(function: Any, *args: Any) -> Any:
+            offloaded.append(function.__name__)
+            return await asyncio.to_thread(function, *args)
+
+        verify = runtime.app.decide_at_dinsos_command(
+            actor=DINSOS, proposal_id=proposal_id, verify=True
+        )
+        asyncio.run(runtime.app.run_async(verify, offload=offload))
+
+        assert offloaded == ["_decide"]  # verifying an update also reads the household
+        assert runtime.app.get_proposal(proposal_id).status is ProposalStatus.APPLIED
+        household = runtime.app.repository.get(household_id)
+        assert sum(household.indicators.values()) == 12
+
+    def test_a_decision_from_an_event_loop_on_an_unknown_record_is_not_found(
+        self, runtime: Runtime
+    ) -> None:
+        command = runtime.app.decide_at_village_command(
+            actor=VILLAGE_HEAD, proposal_id=uuid4(), approve=True, berita_acara=berita_acara()
+        )
+        with pytest.raises(NotFound):
+            asyncio.run(runtime.app.run_async(command))
+
     def test_commands_from_an_event_loop_without_group_commit(
         self, settings: Settings, clock: Clock
     ) -> None:
@@ -754,6 +822,47 @@ class TestOnPostgres(ApplicationScenarios):
     @pytest.fixture
     def settings(self, postgres_settings: Settings) -> Settings:
         return postgres_settings
+
+    # -- reads for decisions on the event loop (slrt.group_read) ----------------------
+
+    def test_concurrent_decisions_read_their_records_together(self, runtime: Runtime) -> None:
+        reader = runtime.app._reader
+        assert reader is not None
+        proposals = [self.submit(runtime) for _ in range(16)]
+        batches_before, reads_before = reader.batches, reader.reads
+        commands = [
+            runtime.app.decide_at_village_command(
+                actor=VILLAGE_HEAD, proposal_id=p, approve=True, berita_acara=berita_acara()
+            )
+            for p in proposals
+        ]
+
+        async def run_all() -> list[Outcome]:
+            return await asyncio.gather(*(runtime.app.run_async(c) for c in commands))
+
+        outcomes = asyncio.run(run_all())
+        assert [runtime.app.get_proposal(o.id).status for o in outcomes] == [
+            ProposalStatus.VILLAGE_APPROVED
+        ] * 16
+        assert reader.reads - reads_before == 16
+        assert reader.batches - batches_before < 16
+
+    def test_a_keyed_decision_reads_its_receipt_in_a_worker_thread(self, runtime: Runtime) -> None:
+        reader = runtime.app._reader
+        assert reader is not None
+        proposal_id = self.submit(runtime)
+        reads_before = reader.reads
+        command = runtime.app.decide_at_village_command(
+            actor=VILLAGE_HEAD,
+            proposal_id=proposal_id,
+            approve=True,
+            berita_acara=berita_acara(),
+            idempotency=Idempotency(key="k-approve", fingerprint="f"),
+        )
+        first = asyncio.run(runtime.app.run_async(command))
+        again = asyncio.run(runtime.app.run_async(command))
+        assert (again.id, again.version, again.replayed) == (first.id, first.version, True)
+        assert reader.reads == reads_before
 
     # -- household_status rebuilt in several processes (slrt.projections.parallel) --
 

@@ -135,6 +135,10 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(events=events, **names)
+        self._select_events_of = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
+        ).format(events=events, **names)
         self._notify = SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
         # One statement per "layer" of a batch (an aggregate's 1st, 2nd, … new event),
         # so each layer reads the previous layer's hashes. The notification id comes
@@ -326,6 +330,24 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 "sealed history stored before hashing was enabled",
             ),
         )
+
+    # -- read by the commands ---------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events_of(self, originator_ids: list[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """Every stored event of the given aggregates, in version order, in one
+        statement (slrt.group_read); an aggregate with no events is left out."""
+        events: dict[UUID, list[StoredEvent]] = {}
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(self._select_events_of, (originator_ids,), prepare=True)
+            for originator_id, version, topic, state in curs.fetchall():
+                events.setdefault(originator_id, []).append(
+                    StoredEvent(originator_id, version, topic, bytes(state))
+                )
+        return events
 
     # -- read by the projections -------------------------------------------------------
 

@@ -1,0 +1,136 @@
+"""Group read: the stored events of the aggregates that concurrent commands decide on,
+read for many commands with one statement.
+
+A command on an existing record (a village decision, a complaint's handling) reads its
+aggregate before deciding. Read one by one, each read is a statement and a round trip
+of its own, and a hand-over to a worker thread and back (ADR 0009). The reader takes
+whatever ids are waiting (up to `max_batch`), reads their events in one statement in its
+own thread, and hands each caller its share on the caller's event loop. It never waits
+for more: while one read is in flight, the next batch gathers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from slrt.group_commit import GroupCommitClosed
+
+#: Reads the stored events of the given aggregates, in version order per aggregate;
+#: an aggregate with no events may be left out.
+ReadMany = Callable[[list[UUID]], Mapping[UUID, list[Any]]]
+
+
+def _closed() -> GroupCommitClosed:
+    return GroupCommitClosed("the service is stopping; the command was not run")
+
+
+@dataclass
+class _Pending:
+    ids: Sequence[UUID]
+    done: Future[dict[UUID, list[Any]]] = field(default_factory=Future)
+
+
+class GroupReader:
+    def __init__(self, read_many: ReadMany, *, max_batch: int) -> None:
+        self._read_many = read_many
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = False
+        #: Set by the reader thread as it stops; anything queued later is refused.
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="group-read", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.reads = 0
+
+    async def read_async(self, ids: Sequence[UUID]) -> dict[UUID, list[Any]]:
+        """The stored events of each aggregate (an empty list for one with none)."""
+        if self._closed:
+            raise _closed()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[dict[UUID, list[Any]]] = loop.create_future()
+        pending = _Pending(ids)
+
+        def read(done: Future[dict[UUID, list[Any]]]) -> None:
+            loop.call_soon_threadsafe(_pass_on, done, waiter)
+
+        pending.done.add_done_callback(read)
+        self._queue.put(pending)
+        if self._ended:  # queued as the reader stopped: nobody else will answer it
+            self._refuse_leftovers()
+        return await waiter
+
+    def close(self) -> None:
+        """Answers what is queued, then stops."""
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if pending is not None and not pending.done.done():
+                pending.done.set_exception(_closed())
+
+    def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch, count = [first], len(first.ids)
+        while count < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+            count += len(item.ids)
+        return batch, False
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, closing = self._take_batch(first)
+                self._read(batch)
+                if closing:
+                    return
+        finally:
+            self._ended = True
+            self._refuse_leftovers()
+
+    def _read(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.reads += len(batch)
+        try:
+            found = self._read_many(list({i: None for p in batch for i in p.ids}))
+        except BaseException as error:  # every caller hears it; the reader goes on
+            for pending in batch:
+                pending.done.set_exception(error)
+            return
+        for pending in batch:
+            pending.done.set_result({i: found.get(i, []) for i in pending.ids})
+
+
+def _pass_on(
+    done: Future[dict[UUID, list[Any]]], waiter: asyncio.Future[dict[UUID, list[Any]]]
+) -> None:
+    if waiter.cancelled():  # the caller went away; a read changes nothing
+        return
+    error = done.exception()
+    if error is None:
+        waiter.set_result(done.result())
+    else:
+        waiter.set_exception(error)
