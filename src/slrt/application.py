@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 
@@ -105,6 +105,14 @@ class Command:
 
 #: The stored events read ahead for a decision on the event loop (`Command.prefetch`).
 _PREFETCHED: ContextVar[dict[UUID, list[Any]] | None] = ContextVar("prefetched", default=None)
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's project_aggregate without its assert that each event is a
+    CanMutateProtocol: a runtime Protocol check per event, ~8 % of an approval's CPU."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class _NotPrefetched(Exception):
@@ -364,7 +372,9 @@ class SlrtApplication(Application[UUID]):
         fetched = _PREFETCHED.get()
         try:
             if fetched is None:
-                aggregate: Any = self.repository.get(aggregate_id, version=version)
+                aggregate: Any = self.repository.get(
+                    aggregate_id, version=version, projector_func=_project
+                )
             else:
                 aggregate = self._from_prefetched(fetched, aggregate_id, version)
         except AggregateNotFoundError:
@@ -380,9 +390,7 @@ class SlrtApplication(Application[UUID]):
         rebuilds it; anything not read ahead ends the decision on the event loop."""
         if version is not None or aggregate_id not in fetched:
             raise _NotPrefetched(aggregate_id)
-        aggregate = project_aggregate(
-            None, (self.mapper.to_domain_event(e) for e in fetched[aggregate_id])
-        )
+        aggregate = _project(None, (self.mapper.to_domain_event(e) for e in fetched[aggregate_id]))
         if aggregate is None:
             raise AggregateNotFoundError(aggregate_id)
         return aggregate
