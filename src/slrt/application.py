@@ -98,8 +98,8 @@ class Command:
     #: Whether `decide` reads stored state (if not, it may run on an event loop).
     reads: bool = True
     #: The aggregates `decide` reads (by `_get`) when it is run on an event loop: they
-    #: are read first, with other commands' (slrt.group_read). If `decide` needs any
-    #: other, it is decided again in a worker thread.
+    #: are read first, with the key's receipt and other commands' (slrt.group_read). If
+    #: `decide` needs any other, it is decided again in a worker thread.
     prefetch: tuple[UUID, ...] = ()
 
 
@@ -237,17 +237,20 @@ class SlrtApplication(Application[UUID]):
         raise self._gave_up(command)
 
     def _can_prefetch(self, command: Command) -> bool:
-        # With an Idempotency-Key the receipt is read first, in a worker thread.
-        return self._reader is not None and bool(command.prefetch) and command.idempotency is None
+        return self._reader is not None and bool(command.prefetch)
 
     async def _decide_prefetched(
         self, command: Command, offload: Offload
     ) -> Outcome | tuple[Outcome, list[Aggregate]]:
         """The decision of a command on existing records, on the event loop: the records
-        are read first, many commands' in one statement. A decision that needs anything
-        else is made again in a worker thread, from scratch."""
+        (and the receipt of its Idempotency-Key) are read first, many commands' in one
+        statement. A decision that needs anything else is made again in a worker
+        thread, from scratch."""
         assert self._reader is not None
-        fetched = await self._reader.read_async(command.prefetch)
+        ids = command.prefetch
+        if command.idempotency is not None:
+            ids = (*ids, CommandReceipt.create_id(command.actor.user_id, command.idempotency.key))
+        fetched = await self._reader.read_async(ids)
         token = _PREFETCHED.set(fetched)
         try:
             return self._decide(command)
@@ -347,8 +350,12 @@ class SlrtApplication(Application[UUID]):
 
     def _receipt(self, actor: Actor, idempotency: Idempotency) -> Outcome | None:
         receipt_id = CommandReceipt.create_id(actor.user_id, idempotency.key)
+        fetched = _PREFETCHED.get()
         try:
-            receipt: Any = self.repository.get(receipt_id)
+            if fetched is None:
+                receipt: Any = self.repository.get(receipt_id, projector_func=_project)
+            else:
+                receipt = self._from_prefetched(fetched, receipt_id, None)
         except AggregateNotFoundError:
             return None
         if receipt.fingerprint != idempotency.fingerprint:

@@ -23,6 +23,7 @@ from slrt.domain.access import Forbidden
 from slrt.domain.common import InvalidInput, NotFound, VersionMismatch
 from slrt.domain.household import HouseholdRemoved
 from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
+from slrt.domain.receipt import IdempotencyKeyReused
 from slrt.domain.sla import SlaPolicy
 from slrt.domain.windows import OutsideSubmissionWindow
 from slrt.persistence.postgres import AuditedPostgresApplicationRecorder
@@ -847,22 +848,35 @@ class TestOnPostgres(ApplicationScenarios):
         assert reader.reads - reads_before == 16
         assert reader.batches - batches_before < 16
 
-    def test_a_keyed_decision_reads_its_receipt_in_a_worker_thread(self, runtime: Runtime) -> None:
+    def test_a_keyed_decision_reads_its_receipt_ahead_with_its_record(
+        self, runtime: Runtime
+    ) -> None:
         reader = runtime.app._reader
         assert reader is not None
         proposal_id = self.submit(runtime)
         reads_before = reader.reads
-        command = runtime.app.decide_at_village_command(
-            actor=VILLAGE_HEAD,
-            proposal_id=proposal_id,
-            approve=True,
-            berita_acara=berita_acara(),
-            idempotency=Idempotency(key="k-approve", fingerprint="f"),
-        )
-        first = asyncio.run(runtime.app.run_async(command))
-        again = asyncio.run(runtime.app.run_async(command))
+
+        def approval(fingerprint: str) -> Any:
+            return runtime.app.decide_at_village_command(
+                actor=VILLAGE_HEAD,
+                proposal_id=proposal_id,
+                approve=True,
+                berita_acara=berita_acara(),
+                idempotency=Idempotency(key="k-approve", fingerprint=fingerprint),
+            )
+
+        first = asyncio.run(runtime.app.run_async(approval("f")))
+        again = asyncio.run(runtime.app.run_async(approval("f")))
         assert (again.id, again.version, again.replayed) == (first.id, first.version, True)
-        assert reader.reads == reads_before
+        with pytest.raises(IdempotencyKeyReused):
+            asyncio.run(runtime.app.run_async(approval("another request")))
+        assert reader.reads - reads_before == 3
+        approvals = [
+            e
+            for e in runtime.app.events.get(proposal_id)
+            if type(e).__qualname__ == "Proposal.VillageApproved"
+        ]
+        assert len(approvals) == 1
 
     # -- household_status rebuilt in several processes (slrt.projections.parallel) --
 
