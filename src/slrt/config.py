@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 
     group_commit: bool = Field(
-        default=True, description="Save concurrent commands together in one transaction"
+        default=True,
+        description=(
+            "Save concurrent commands together in one transaction; on PostgreSQL, also "
+            "read the records their decisions need together (slrt.group_read)"
+        ),
     )
     group_commit_window_ms: float = Field(
         default=2.0, ge=0, le=100, description="How long a batch waits for more commands"
