@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+import slrt.logging
 from slrt.api.app import RequestIds
 
 
@@ -12,7 +15,22 @@ def test_each_request_gets_a_new_id() -> None:
     new_id = RequestIds()
     ids = [new_id() for _ in range(1000)]
     assert len(set(ids)) == 1000
-    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert all(re.fullmatch(r"[a-z]{15}-[0-9a-f]{16}", i) for i in ids)
+
+
+def test_a_log_line_with_a_new_id_does_not_go_through_the_detector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_detector(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the detector ran")
+
+    monkeypatch.setattr(slrt.logging, "Samaran", no_detector)
+    for _ in range(50):  # processes
+        new_id = RequestIds()
+        new_id.counter = iter([0, 5, 10**9, 2**63])
+        for _ in range(4):
+            request_id = new_id()
+            assert slrt.logging.mask_text(request_id) == request_id
 
 
 def test_two_processes_do_not_share_ids() -> None:

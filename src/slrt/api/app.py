@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import itertools
-import os
 import re
+import secrets
+import string
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,16 +34,19 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestIds:
-    """New request ids: 32 hex digits, a random half drawn once per process and a
-    counter. Unique across processes and restarts like a UUID4, without drawing 16
-    random bytes from the kernel per request (~1 % of a command's CPU)."""
+    """New request ids of 32 characters: 15 random letters drawn once per process (70
+    bits), a dash, and a counter in hex. Unique across processes and restarts like a
+    UUID4, without drawing 16 random bytes from the kernel per request (~1 % of a
+    command's CPU). The counter's digits follow a dash after a letter, so the log
+    masking never takes them for a NIK or a phone number (its detector costs ~0.5 ms a
+    line)."""
 
     def __init__(self) -> None:
-        self.prefix = os.urandom(8).hex()
+        self.prefix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(15))
         self.counter = itertools.count()
 
     def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter):016x}"
+        return f"{self.prefix}-{next(self.counter):016x}"
 
 
 class RequestContext:
