@@ -190,7 +190,7 @@ def create_app(
         lifespan=lifespan,
         # FastAPI's OpenTelemetry hooks asked the OpenTelemetry API on every request
         # whether a provider was configured (~2 % of a command's CPU). SLRT reports
-        # through its structured logs (request id, outcome, timings) instead.
+        # through its structured logs instead (each command: request id, caller, outcome).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     if runtime is not None:
