@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from eventsourcing.persistence import IntegrityError, OperationalError
@@ -48,21 +48,79 @@ class _Pending:
     done: Future[None] = field(default_factory=Future)
 
 
-class GroupCommitter:
+P = TypeVar("P")
+
+
+class BatchingThread(Generic[P]):
+    """A thread that serves queued items in batches, shared by the group committer and
+    the group reader (slrt.group_read): `close` serves what is queued, then stops; an
+    item queued after that is refused (`_refuse`), never left waiting."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.Queue[P | None] = queue.Queue()
+        self._closed = False
+        #: Set by the thread as it stops; anything queued later is refused.
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _take_batch(self, first: P) -> tuple[list[P], bool]:
+        """The batch to serve, starting with `first`, and whether `close` was met."""
+        raise NotImplementedError
+
+    def _serve(self, batch: list[P]) -> None:
+        raise NotImplementedError
+
+    def _refuse(self, item: P) -> None:
+        raise NotImplementedError
+
+    def _enqueue(self, item: P) -> None:
+        self._queue.put(item)
+        if self._ended:  # queued as the thread stopped: nobody else will answer it
+            self._refuse_leftovers()
+
+    def close(self) -> None:
+        """Serves what is queued, then stops; later items are refused."""
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._refuse(item)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, closing = self._take_batch(first)
+                self._serve(batch)
+                if closing:
+                    return
+        finally:
+            self._ended = True
+            self._refuse_leftovers()
+
+
+class GroupCommitter(BatchingThread[_Pending]):
     def __init__(self, save: Save, *, window: float, max_batch: int) -> None:
         self._save = save
         self.window = window
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._closed = False
-        #: Set by the committer thread as it stops; anything queued later is refused.
-        self._ended = False
-        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-        self._thread.start()
         self.batches = 0
         self.commands = 0
         #: Batches that conflicted and were saved again one command at a time.
         self.split_batches = 0
+        super().__init__("group-commit")
 
     def commit(self, aggregates: Sequence[Any]) -> None:
         """Saves the aggregates' new events in some upcoming transaction; raises what
@@ -89,29 +147,14 @@ class GroupCommitter:
         if self._closed:
             raise GroupCommitClosed("the service is stopping; the command was not saved")
         pending = _Pending([e for a in aggregates for e in a.collect_events()])
-        self._queue.put(pending)
-        if self._ended:  # queued as the committer stopped: nobody else will answer it
-            self._refuse_leftovers()
+        self._enqueue(pending)
         return pending.done
 
-    def close(self) -> None:
-        """Commits what is queued, then stops; later commands are refused."""
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self._refuse_leftovers()
-
-    def _refuse_leftovers(self) -> None:
-        while True:
-            try:
-                pending = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if pending is not None and pending.done.set_running_or_notify_cancel():
-                pending.done.set_exception(
-                    GroupCommitClosed("the service is stopping; the command was not saved")
-                )
+    def _refuse(self, pending: _Pending) -> None:
+        if pending.done.set_running_or_notify_cancel():
+            pending.done.set_exception(
+                GroupCommitClosed("the service is stopping; the command was not saved")
+            )
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch = [first] if first.done.set_running_or_notify_cancel() else []
@@ -134,25 +177,14 @@ class GroupCommitter:
                 batch.append(item)
         return batch, closing
 
-    def _run(self) -> None:
+    def _serve(self, batch: list[_Pending]) -> None:
         try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch, closing = self._take_batch(first)
-                try:
-                    self._commit(batch)
-                except BaseException as error:  # a bug here must not stop every command
-                    log.exception("group_commit.failed")
-                    for pending in batch:
-                        if not pending.done.done():
-                            pending.done.set_exception(error)
-                if closing:
-                    return
-        finally:
-            self._ended = True
-            self._refuse_leftovers()
+            self._commit(batch)
+        except BaseException as error:  # a bug here must not stop every command
+            log.exception("group_commit.failed")
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(error)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from slrt.group_commit import GroupCommitClosed
+from slrt.group_commit import BatchingThread, GroupCommitClosed
 
 #: Reads the stored events of the given aggregates, in version order per aggregate;
 #: an aggregate with no events may be left out.
@@ -37,18 +36,13 @@ class _Pending:
     done: Future[dict[UUID, list[Any]]] = field(default_factory=Future)
 
 
-class GroupReader:
+class GroupReader(BatchingThread[_Pending]):
     def __init__(self, read_many: ReadMany, *, max_batch: int) -> None:
         self._read_many = read_many
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._closed = False
-        #: Set by the reader thread as it stops; anything queued later is refused.
-        self._ended = False
-        self._thread = threading.Thread(target=self._run, name="group-read", daemon=True)
-        self._thread.start()
         self.batches = 0
         self.reads = 0
+        super().__init__("group-read")
 
     async def read_async(self, ids: Sequence[UUID]) -> dict[UUID, list[Any]]:
         """The stored events of each aggregate (an empty list for one with none)."""
@@ -62,27 +56,12 @@ class GroupReader:
             loop.call_soon_threadsafe(_pass_on, done, waiter)
 
         pending.done.add_done_callback(read)
-        self._queue.put(pending)
-        if self._ended:  # queued as the reader stopped: nobody else will answer it
-            self._refuse_leftovers()
+        self._enqueue(pending)
         return await waiter
 
-    def close(self) -> None:
-        """Answers what is queued, then stops."""
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self._refuse_leftovers()
-
-    def _refuse_leftovers(self) -> None:
-        while True:
-            try:
-                pending = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if pending is not None and not pending.done.done():
-                pending.done.set_exception(_closed())
+    def _refuse(self, pending: _Pending) -> None:
+        if not pending.done.done():
+            pending.done.set_exception(_closed())
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch, count = [first], len(first.ids)
@@ -97,21 +76,7 @@ class GroupReader:
             count += len(item.ids)
         return batch, False
 
-    def _run(self) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch, closing = self._take_batch(first)
-                self._read(batch)
-                if closing:
-                    return
-        finally:
-            self._ended = True
-            self._refuse_leftovers()
-
-    def _read(self, batch: list[_Pending]) -> None:
+    def _serve(self, batch: list[_Pending]) -> None:
         self.batches += 1
         self.reads += len(batch)
         try:
