@@ -6,12 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from slrt.application import SlrtApplication
 from slrt.config import Settings
 from slrt.runtime import Runtime, build_runtime
 from tests.conftest import Clock
 from tests.kafka_broker import kafka_broker
 
-__all__ = ["kafka_broker", "runtime"]
+__all__ = ["kafka_broker", "postgres_app", "runtime"]
 
 
 @pytest.fixture
@@ -19,3 +20,11 @@ def runtime(settings: Settings, clock: Clock) -> Iterator[Runtime]:
     runtime = build_runtime(settings, clock=clock)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def postgres_app(postgres_settings: Settings) -> Iterator[SlrtApplication]:
+    """The application alone (no projections) on a fresh PostgreSQL database."""
+    app = SlrtApplication(postgres_settings)
+    yield app
+    app.close()

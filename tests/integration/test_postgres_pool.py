@@ -4,7 +4,6 @@ not handed out, and open ones are handed out without a round trip."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -18,15 +17,8 @@ from slrt.config import Settings
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def app(postgres_settings: Settings) -> Iterator[SlrtApplication]:
-    app = SlrtApplication(postgres_settings)
-    yield app
-    app.close()
-
-
-def _pool(app: SlrtApplication) -> ConnectionPool[Any]:
-    pool: ConnectionPool[Any] = app.recorder.datastore.pool  # type: ignore[attr-defined]
+def _pool(postgres_app: SlrtApplication) -> ConnectionPool[Any]:
+    pool: ConnectionPool[Any] = postgres_app.recorder.datastore.pool  # type: ignore[attr-defined]
     return pool
 
 
@@ -40,9 +32,9 @@ def _backends(pool: ConnectionPool[Any]) -> list[int]:
 
 
 def test_connections_the_server_closed_are_not_handed_out(
-    app: SlrtApplication, postgres_settings: Settings
+    postgres_app: SlrtApplication, postgres_settings: Settings
 ) -> None:
-    pool = _pool(app)
+    pool = _pool(postgres_app)
     pids = _backends(pool)
     with psycopg.connect(postgres_settings.database_url, autocommit=True) as admin:
         for pid in pids:  # as a restart of PostgreSQL does
@@ -56,9 +48,9 @@ def test_connections_the_server_closed_are_not_handed_out(
 
 
 def test_open_connections_are_handed_out_without_asking_the_server(
-    app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
+    postgres_app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool = _pool(app)
+    pool = _pool(postgres_app)
     _backends(pool)  # every connection opened and back in the pool
     pings: list[object] = []
     execute = psycopg.Connection.execute
@@ -78,9 +70,9 @@ def test_open_connections_are_handed_out_without_asking_the_server(
 
 
 def test_events_are_saved_and_read_at_once_after_postgresql_closed_every_connection(
-    app: SlrtApplication, postgres_settings: Settings
+    postgres_app: SlrtApplication, postgres_settings: Settings
 ) -> None:
-    pids = _backends(_pool(app))
+    pids = _backends(_pool(postgres_app))
     with psycopg.connect(postgres_settings.database_url, autocommit=True) as admin:
         for pid in pids:
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
@@ -89,6 +81,6 @@ def test_events_are_saved_and_read_at_once_after_postgresql_closed_every_connect
     # With the library's ping, the pool met the closed connections one by one, each
     # followed by a longer back-off delay, and gave up after 30 s (PoolTimeout).
     thing = Aggregate()
-    app.save(thing)
+    postgres_app.save(thing)
 
-    assert app.repository.get(thing.id).version == 1
+    assert postgres_app.repository.get(thing.id).version == 1

@@ -4,26 +4,17 @@ id and its hash record."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from slrt.application import SlrtApplication
-from slrt.config import Settings
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def app(postgres_settings: Settings) -> Iterator[SlrtApplication]:
-    app = SlrtApplication(postgres_settings)
-    yield app
-    app.close()
-
-
-def test_a_batch_is_stored_byte_for_byte_in_its_order(app: SlrtApplication) -> None:
+def test_a_batch_is_stored_byte_for_byte_in_its_order(postgres_app: SlrtApplication) -> None:
     first, second = uuid4(), uuid4()
     awkward = [
         b'{"note": "quote \\" backslash \\\\ brace { } comma , paren ( )"}',
@@ -37,33 +28,33 @@ def test_a_batch_is_stored_byte_for_byte_in_its_order(app: SlrtApplication) -> N
         StoredEvent(first, 2, "slrt.domain.x:Changed", awkward[2]),
         StoredEvent(second, 2, "slrt.domain.x:Changed", awkward[3]),
     ]
-    before = app.recorder.max_notification_id() or 0
+    before = postgres_app.recorder.max_notification_id() or 0
 
-    ids = app.recorder.insert_events(batch)
+    ids = postgres_app.recorder.insert_events(batch)
 
     assert ids == list(range(before + 1, before + 5))
-    stored = app.recorder.select_notifications(before + 1, 10)
+    stored = postgres_app.recorder.select_notifications(before + 1, 10)
     assert [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in stored] == [
         (i, e.originator_id, e.originator_version, e.topic, e.state)
         for i, e in zip(ids, batch, strict=True)
     ]
-    hashed = app.recorder.select_hash_records(before, 10)  # type: ignore[attr-defined]
+    hashed = postgres_app.recorder.select_hash_records(before, 10)  # type: ignore[attr-defined]
     assert [(h.notification_id, h.originator_id, h.originator_version) for h in hashed] == [
         (i, e.originator_id, e.originator_version) for i, e in zip(ids, batch, strict=True)
     ]
 
 
 def test_a_version_stored_before_is_a_conflict_and_nothing_of_the_batch_is_kept(
-    app: SlrtApplication,
+    postgres_app: SlrtApplication,
 ) -> None:
     taken = uuid4()
-    app.recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
-    before = app.recorder.max_notification_id()
+    postgres_app.recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
+    before = postgres_app.recorder.max_notification_id()
     with pytest.raises(IntegrityError):
-        app.recorder.insert_events(
+        postgres_app.recorder.insert_events(
             [
                 StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}"),
                 StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}"),
             ]
         )
-    assert app.recorder.max_notification_id() == before
+    assert postgres_app.recorder.max_notification_id() == before

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,16 +15,11 @@ import httpx
 from slrt.config import Settings
 from slrt.security import issue_token
 from tests.builders import FRONT_OFFICE, household
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.serving import free_port, wait_until_serving
 
 
 def test_a_served_command_is_logged_masked(sqlite_settings: Settings, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SLRT_DATABASE_URL": sqlite_settings.database_url,
@@ -42,16 +35,7 @@ def test_a_served_command_is_logged_masked(sqlite_settings: Settings, tmp_path: 
         token = issue_token(sqlite_settings, FRONT_OFFICE, now=datetime.now(UTC))
         data = household(members=2)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, "slrt serve exited"
-                try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "not serving after 60 s"
-                time.sleep(0.2)
+            wait_until_serving(server, f"{base}/api/v1/health")
             answers = [
                 httpx.post(
                     f"{base}/api/v1/proposals",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,7 @@ from bench.bodies import register_body
 from slrt.config import Settings
 from slrt.security import issue_token
 from tests.builders import FRONT_OFFICE
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.serving import free_port, wait_until_serving
 
 
 def _children(pid: int, containing: str) -> list[int]:
@@ -54,7 +48,7 @@ def wait_for_proposals(base: str, auth: dict[str, str], total: int) -> None:
 def test_two_api_processes_and_a_restarted_worker_serve_one_store(
     postgres_settings: Settings,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SLRT_DATABASE_URL": postgres_settings.database_url,
@@ -69,16 +63,7 @@ def test_two_api_processes_and_a_restarted_worker_serve_one_store(
     token = issue_token(postgres_settings, FRONT_OFFICE, now=datetime.now(UTC))
     auth = {"Authorization": f"Bearer {token}"}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "slrt serve --processes 2 exited"
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not serving after 60 s"
-            time.sleep(0.2)
+        wait_until_serving(server, f"{base}/openapi.json")
         submit(base, auth, range(12))
         # The worker process (not the API processes) projects them.
         wait_for_proposals(base, auth, 12)
