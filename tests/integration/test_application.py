@@ -81,6 +81,18 @@ class ApplicationScenarios:
         ).id
 
     @staticmethod
+    def complain(runtime: Runtime, **extra: Any) -> Outcome:
+        return runtime.app.receive_complaint(
+            actor=FRONT_OFFICE,
+            region=FRONT_OFFICE.region,
+            channel="walk_in",
+            complaint_type="complaint",
+            category="aid_not_received",
+            description="Bantuan belum diterima",
+            **extra,
+        )
+
+    @staticmethod
     def approve(runtime: Runtime, proposal_id: UUID) -> None:
         runtime.app.decide_at_village(
             actor=VILLAGE_HEAD, proposal_id=proposal_id, approve=True, berita_acara=berita_acara()
@@ -442,14 +454,7 @@ class ApplicationScenarios:
             runtime, "update", household_id=household_id, changes={"indicators": indicators(2)}
         )
         withdrawn = self.submit(runtime)
-        complaint = runtime.app.receive_complaint(
-            actor=FRONT_OFFICE,
-            region=FRONT_OFFICE.region,
-            channel="walk_in",
-            complaint_type="complaint",
-            category="aid_not_received",
-            description="Bantuan belum diterima",
-        )
+        complaint = self.complain(runtime)
         commands = [
             runtime.app.decide_at_village_command(
                 actor=VILLAGE_HEAD, proposal_id=update, approve=True, berita_acara=berita_acara()
@@ -694,15 +699,7 @@ class ApplicationScenarios:
             self.through(runtime, "update", ids[0], changes={"address": 'Jl. "_type_" 7'})
             self.through(runtime, "enrol", ids[1], programme="PKH")
             self.through(runtime, "remove", ids[1], reason="moved")
-            runtime.app.receive_complaint(
-                actor=FRONT_OFFICE,
-                region=FRONT_OFFICE.region,
-                channel="walk_in",
-                complaint_type="complaint",
-                category="aid_not_received",
-                description="Bantuan belum diterima",
-                reporter={"name": "Siti Aminah", "phone": "0812-3456-7890"},
-            )
+            self.complain(runtime, reporter={"name": "Siti Aminah", "phone": "0812-3456-7890"})
             notifications = runtime.app.recorder.select_notifications(start=1, limit=10_000)
             decoder = runtime.workers["household_status"].decoder
             topics = set()
