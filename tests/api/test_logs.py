@@ -81,17 +81,10 @@ def test_the_logs_own_fields_skip_the_detector_and_the_rest_is_masked() -> None:
     assert "6474010301500001" not in line["event"] and "3456-7890" not in line["phone"]
 
 
-def test_the_access_line_skips_the_detector_and_keeps_the_client_address(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.usefixtures("no_detector")
+def test_the_access_line_skips_the_detector_and_keeps_the_client_address() -> None:
     # uvicorn's access line carries the client's address, which looks like a candidate;
     # the detector costs ~0.5 ms, more than a command.
-    import slrt.logging
-
-    def no_detector(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the detector ran")
-
-    monkeypatch.setattr(slrt.logging, "Samaran", no_detector)
     line = '10.20.255.7:41234 - "POST /api/v1/proposals HTTP/1.1" 201'
     assert mask_text(line) == line
 
