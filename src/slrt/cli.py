@@ -34,12 +34,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from slrt.api.app import create_app
+    from slrt.api.http import HttpProtocol
 
     if args.processes > 1:
         return _serve_processes(settings, args)
     app = create_app(settings, run_workers=not args.no_workers, serving=True)
     cache_loggers()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, http=HttpProtocol)
     return 0
 
 
@@ -91,8 +92,16 @@ def serve_in_processes(factory: str, host: str, port: int, processes: int) -> No
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from slrt.api.http import HttpProtocol
+
     config = uvicorn.Config(
-        factory, factory=True, host=host, port=port, workers=processes, log_config=None
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_config=None,
+        http=HttpProtocol,
     )
     # Bound here, not by uvicorn: its socket has protocol 0, so asyncio does not set
     # TCP_NODELAY on the connections, and Nagle's algorithm against the client's delayed
