@@ -12,7 +12,7 @@ app = FastAPI()
 
 
 def create() -> FastAPI:
-    """For `python -m bench.noop_app PORT PROCESSES`, served as `slrt serve --processes`."""
+    """For `python -m bench.noop_app PORT PROCESSES`, served as `slrt serve` serves."""
     return app
 
 
@@ -24,6 +24,13 @@ def noop(body: Annotated[NewProposal, Body()]) -> dict[str, str]:
 if __name__ == "__main__":
     import sys
 
+    import uvicorn
+
+    from slrt.api.http import HttpProtocol
     from slrt.cli import serve_in_processes
 
-    serve_in_processes("bench.noop_app:create", "127.0.0.1", int(sys.argv[1]), int(sys.argv[2]))
+    port, processes = int(sys.argv[1]), int(sys.argv[2])
+    if processes > 1:
+        serve_in_processes("bench.noop_app:create", "127.0.0.1", port, processes)
+    else:  # as `slrt serve` with one process
+        uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, http=HttpProtocol)

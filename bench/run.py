@@ -95,11 +95,8 @@ class Server:
         }
         if database_url:
             env["SLRT_DATABASE_URL"] = database_url
-        if noop and processes > 1:
+        if noop:
             command = [sys.executable, "-m", "bench.noop_app", str(self.port), str(processes)]
-        elif noop:
-            command = [str(BIN / "uvicorn"), "bench.noop_app:app", "--port", str(self.port)]
-            command += ["--log-level", "warning"]
         else:
             command = [str(BIN / "slrt"), "serve", "--no-workers", "--port", str(self.port)]
             command += ["--processes", str(processes)]
