@@ -129,36 +129,47 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         # The events as four arrays sent in binary, where the library sends one array
         # of a composite type as text: psycopg escapes each event's state (hex, then
         # quoted twice) in Python, a quarter of a group commit's CPU (bench/README.md).
-        self._insert_events_in_binary = SQL(
-            "INSERT INTO {schema}.{events} "
-            "(originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(events=events, **names)
-        self._select_events_of = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
-            "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
-        ).format(events=events, **names)
-        self._notify = SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
+        # The statements a group commit or a group read runs are rendered to bytes once
+        # (`_rendered`): psycopg renders a composed statement again on every execute.
+        self._insert_events_in_binary = _rendered(
+            SQL(
+                "INSERT INTO {schema}.{events} "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+                "RETURNING notification_id"
+            ).format(events=events, **names)
+        )
+        self._select_events_of = _rendered(
+            SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+                "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
+            ).format(events=events, **names)
+        )
+        self._notify = _rendered(
+            SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
+        )
+        self._lock_statements = [_rendered(q) for q in self.lock_table_statements]
         # One statement per "layer" of a batch (an aggregate's 1st, 2nd, … new event),
         # so each layer reads the previous layer's hashes. The notification id comes
         # from the row just inserted, by primary key.
-        self._insert_hashes = SQL(
-            "INSERT INTO {schema}.{hashes} "
-            "(originator_id, originator_version, notification_id, previous_hash, hash) "
-            "SELECT k.originator_id, k.originator_version, e.notification_id, "
-            "p.previous_hash, sha256(p.previous_hash || k.digest) "
-            "FROM unnest(%s::{id_type}[], %s::bigint[], %s::bytea[]) "
-            "AS k(originator_id, originator_version, digest) "
-            "JOIN {schema}.{events} AS e "
-            "ON e.originator_id = k.originator_id "
-            "AND e.originator_version = k.originator_version "
-            "CROSS JOIN LATERAL (SELECT COALESCE(("
-            "SELECT h.hash FROM {schema}.{hashes} AS h "
-            "WHERE h.originator_id = k.originator_id "
-            "AND h.originator_version = k.originator_version - 1"
-            "), %s::bytea) AS previous_hash) AS p"
-        ).format(events=Identifier(self.events_table_name), **names)
+        self._insert_hashes = _rendered(
+            SQL(
+                "INSERT INTO {schema}.{hashes} "
+                "(originator_id, originator_version, notification_id, previous_hash, hash) "
+                "SELECT k.originator_id, k.originator_version, e.notification_id, "
+                "p.previous_hash, sha256(p.previous_hash || k.digest) "
+                "FROM unnest(%s::{id_type}[], %s::bigint[], %s::bytea[]) "
+                "AS k(originator_id, originator_version, digest) "
+                "JOIN {schema}.{events} AS e "
+                "ON e.originator_id = k.originator_id "
+                "AND e.originator_version = k.originator_version "
+                "CROSS JOIN LATERAL (SELECT COALESCE(("
+                "SELECT h.hash FROM {schema}.{hashes} AS h "
+                "WHERE h.originator_id = k.originator_id "
+                "AND h.originator_version = k.originator_version - 1"
+                "), %s::bytea) AS previous_hash) AS p"
+            ).format(events=Identifier(self.events_table_name), **names)
+        )
         self._insert_hash_rows = SQL(
             "INSERT INTO {schema}.{hashes} "
             "(originator_id, originator_version, notification_id, previous_hash, hash) "
@@ -263,6 +274,11 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 ),
                 prepare=True,
             )
+
+    def _lock_table(self, curs: Cursor[DictRow]) -> None:
+        """The library's lock (lock timeout, then the table lock), from rendered bytes."""
+        for statement in self._lock_statements:
+            curs.execute(statement, prepare=True)
 
     def _seal_existing_history(self) -> None:
         """Hashes the events stored before this recorder was in use, once: only when
@@ -483,6 +499,16 @@ def _notification(
         id=id,
     )
     return notification
+
+
+def _rendered(statement: Any) -> bytes:
+    """A statement as the bytes psycopg would render it to on each execute. Its
+    identifiers and literals are ASCII, so no connection's encoding is needed."""
+    if isinstance(statement, bytes):
+        return statement
+    if isinstance(statement, str):
+        return statement.encode()
+    return bytes(statement.as_bytes(None))
 
 
 def _layers(stored_events: Sequence[StoredEvent]) -> list[list[StoredEvent]]:
