@@ -3,6 +3,7 @@ serves the well-formed ones without FastAPI's dependency solving."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -10,13 +11,16 @@ from uuid import UUID
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi import routing as fastapi_routing
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
+from slrt.api import dispatch
 from slrt.api.app import create_app
 from slrt.api.command_route import CommandRoute
 from slrt.api.deps import BearerCommand
+from slrt.api.dispatch import CommandDispatch
 from slrt.api.routers import complaints, proposals, referrals
 from slrt.config import Settings
 
@@ -60,8 +64,16 @@ CALLER = Caller()
 CallerDep = Annotated[dict[str, Any], Depends(CALLER)]
 
 
+class Clash(Exception):
+    """A refusal of the command, answered by the app's exception handler."""
+
+
 async def decide(case_id: UUID, body: Decision, caller: CallerDep, response: Response) -> Any:
     response.headers["ETag"] = '"7"'
+    if caller["name"] == "clash":
+        raise Clash("already decided")
+    if caller["name"] == "boom":
+        raise RuntimeError("a bug")
     if isinstance(body, Refusal):
         response.status_code = 202
     return DecisionOut(
@@ -72,7 +84,20 @@ async def decide(case_id: UUID, body: Decision, caller: CallerDep, response: Res
     )
 
 
-def _app() -> FastAPI:
+class NormalWay:
+    """Counts the requests that reach the middleware inside CommandDispatch."""
+
+    def __init__(self, app: Any, seen: list[str]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+def _app(*, dispatch: bool = True, seen: list[str] | None = None) -> FastAPI:
     fast = APIRouter(prefix="/fast", route_class=CommandRoute)
     standard = APIRouter(prefix="/standard")
     for router in (fast, standard):
@@ -87,12 +112,22 @@ def _app() -> FastAPI:
     app = FastAPI()
     app.include_router(fast)
     app.include_router(standard)
+
+    @app.exception_handler(Clash)
+    async def clash(request: Request, error: Clash) -> JSONResponse:
+        return JSONResponse({"title": str(error), "method": request.method}, status_code=409)
+
+    app.add_middleware(NormalWay, seen=[] if seen is None else seen)
+    if dispatch:
+        app.add_middleware(CommandDispatch, fastapi=app, max_bytes=200)
     return app
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    with TestClient(_app()) as client:
+@pytest.fixture(params=["dispatched", "route only"])
+def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """The app with CommandDispatch, and without (the route's own fast way)."""
+    app = _app(dispatch=request.param == "dispatched")
+    with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
 
@@ -138,6 +173,9 @@ REQUESTS: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("header too long", CASE, b'{"kind": "grant", "amount": 3}', {**JSON, "If-Match": "123456"}),
     ("refused caller", CASE, b'{"kind": "grant", "amount": 3}', {**JSON, "X-Caller": "nobody"}),
     ("refused caller, bad body", CASE, b"{", {**JSON, "X-Caller": "nobody"}),
+    ("refused command", CASE, b'{"kind": "grant", "amount": 3}', {**JSON, "X-Caller": "clash"}),
+    ("a bug", CASE, b'{"kind": "grant", "amount": 3}', {**JSON, "X-Caller": "boom"}),
+    ("over the limit", CASE, b'{"kind": "refusal", "reason": "' + b"x" * 300 + b'"}', JSON),
 ]
 
 
@@ -201,3 +239,79 @@ def test_every_daily_command_route_takes_the_fast_way(sqlite_settings: Settings)
     ]
     assert len(commands) == 13
     assert [route.path for route in commands if not getattr(route, "fast", False)] == []
+
+
+def test_well_formed_commands_pass_by_the_rest_of_the_stack() -> None:
+    """CommandDispatch answers them itself; whatever it declines goes the normal way,
+    with its body intact (the answers are compared above)."""
+    seen: list[str] = []
+    with TestClient(_app(seen=seen)) as client:
+        assert _answer(client, "fast", *REQUESTS[0][1:])[0] == 201
+        assert seen == []
+        refused = _answer(client, "fast", CASE, b'{"kind": "grant", "amount": 0}', JSON)
+        assert refused[0] == 422
+        chunked = client.post(
+            f"/fast/{CASE}/decision",
+            content=iter([b'{"kind": "grant",', b' "amount": 3}']),
+            headers={**JSON, "X-Caller": "siti"},
+        )
+        assert (chunked.status_code, chunked.json()["caller"]) == (201, "siti")
+        assert _answer(client, "standard", *REQUESTS[0][1:])[0] == 201
+    path = f"/fast/{CASE}/decision"
+    assert seen == [path, path, f"/standard/{CASE}/decision"]
+
+
+def test_a_route_the_router_would_not_choose_is_not_dispatched() -> None:
+    """An earlier route that takes the same POST path wins, as in FastAPI's router."""
+    app = FastAPI()
+    first = APIRouter(prefix="/fast")
+
+    @first.post("/{anything}/decision")
+    async def earlier(anything: str) -> dict[str, str]:
+        return {"route": "earlier"}
+
+    app.include_router(first)
+    app.include_router(_app(dispatch=False).router)
+    app.add_middleware(CommandDispatch, fastapi=app)
+    with TestClient(app) as client:
+        answer = client.post(f"/fast/{CASE}/decision", json={"kind": "grant", "amount": 3})
+    assert answer.json() == {"route": "earlier"}
+    assert _dispatcher(app).routes() == []
+
+
+async def _replayed(body: bytes, more: list[Any]) -> list[Any]:
+    messages = iter(more)
+
+    async def receive() -> Any:
+        return next(messages)
+
+    read, left = await dispatch._read(receive)
+    replay = dispatch._replay(read, left, receive)
+    return [await replay() for _ in range(2 if left is not None else 1)]
+
+
+def test_a_client_that_leaves_mid_body_is_handed_on_as_it_left() -> None:
+    disconnect = {"type": "http.disconnect"}
+    part = {"type": "http.request", "body": b'{"kind"', "more_body": True}
+    assert asyncio.run(_replayed(b"", [part, disconnect])) == [part, disconnect]
+    whole = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"c", "more_body": False},
+    ]
+    assert asyncio.run(_replayed(b"", whole)) == [
+        {"type": "http.request", "body": b"abc", "more_body": False}
+    ]
+
+
+def _dispatcher(app: FastAPI) -> CommandDispatch:
+    layer: Any = app.build_middleware_stack()
+    while not isinstance(layer, CommandDispatch):
+        layer = layer.app
+    return layer
+
+
+def test_every_daily_command_route_is_dispatched(sqlite_settings: Settings) -> None:
+    routes = _dispatcher(create_app(sqlite_settings, run_workers=False)).routes()
+    assert len(routes) == 13
+    assert "/api/v1/proposals" in routes
+    assert r"^/api/v1/proposals/(?P<proposal_id>[^/]+)/village\-decision$" in routes

@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI
 
 from slrt.api import errors
+from slrt.api.dispatch import CommandDispatch
 from slrt.api.routers import complaints, health, households, proposals, scoring, sla
 from slrt.api.routers import inspection as inspection_routes
 from slrt.api.routers import referrals as referral_routes
@@ -209,7 +210,10 @@ def create_app(
         inspection_routes.router,
     ):
         app.include_router(router)
+    # Last added is outermost: RequestContext, CommandDispatch, BodySizeLimit, then
+    # Starlette's exception middleware and the router.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(CommandDispatch, fastapi=app, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContext)
     return app
 

@@ -15,6 +15,10 @@ empty body, a body, path parameter or header the models refuse, dependency
 overrides) goes to FastAPI's own handler for the route, before anything is run, so
 every refusal is exactly FastAPI's: the same 422 problem with the same fields. A
 route of another shape gets FastAPI's handler only (`CommandRoute.fast` is False).
+
+The fast way is in two steps, `prepare` (checks only) and `run`, kept on the route as
+included (`FastCommand`), so that slrt.api.dispatch can also skip the middleware and
+routing in front of the route.
 """
 
 from __future__ import annotations
@@ -68,23 +72,23 @@ class _Dependency:
             dependant.name, call, dependant.request_param_name, tuple(dependant.header_params)
         )
 
-    async def solve(self, request: Request) -> tuple[bool, Any]:
-        """(True, value), or (False, None) when a header is refused by its model."""
+    def header_values(self, request: Request) -> dict[str, Any] | None:
+        """The header parameters' values, or None when a header is refused by its model."""
         values: dict[str, Any] = {}
         for field in self.headers:
             raw = request.headers.get(field.alias.replace("_", "-"))
             if raw is None:
                 if field.field_info.is_required():
-                    return False, None
+                    return None
                 values[field.name] = field.get_default()
                 continue
             value, errors = field.validate(raw, values, loc=("header", field.alias))
             if errors:
-                return False, None
+                return None
             values[field.name] = value
         if self.request_param:
             values[self.request_param] = request
-        return True, await self.call(**values)
+        return values
 
 
 def _is_coroutine(call: Any) -> bool:
@@ -98,6 +102,31 @@ def _is_json(content_type: str | None) -> bool:
         return False
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == "application/json"
+
+
+@dataclass
+class Prepared:
+    """A well-formed request, checked: the endpoint's values so far (body, path
+    parameters) and the dependencies still to call, with their header values."""
+
+    values: dict[str, Any]
+    calls: list[tuple[_Dependency, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class FastCommand:
+    """A command route's fast way, as included in one app (for slrt.api.dispatch).
+    `prepare` only checks (no I/O, no dependency called): None means the request is
+    not well formed, and FastAPI's handler must answer it. `run` calls the
+    dependencies and the endpoint, and may raise what they raise."""
+
+    prepare: Callable[[Request, bytes], Prepared | None]
+    run: Callable[[Prepared], Awaitable[Response]]
+
+
+#: The attribute of a route as included in an app (or of the route itself, when it is
+#: the app's own) that holds its FastCommand.
+FAST_COMMAND = "slrt_fast_command"
 
 
 class CommandRoute(APIRoute):
@@ -121,6 +150,10 @@ class CommandRoute(APIRoute):
         if context is not None and context.original_route is self:
             return context
         return self
+
+    @staticmethod
+    def _set_fast_command(route: Any, command: FastCommand) -> None:
+        setattr(route, FAST_COMMAND, command)
 
     def _fast_handler(self, standard: Handler) -> Handler | None:
         route = self._effective()
@@ -164,30 +197,34 @@ class CommandRoute(APIRoute):
             "exclude_none": route.response_model_exclude_none,
         }
 
-        async def handle(request: Request) -> Response:
+        def prepare(request: Request, raw: bytes) -> Prepared | None:
             if overrides is not None and getattr(overrides, "dependency_overrides", None):
-                return await standard(request)
-            if not _is_json(request.headers.get("content-type")):
-                return await standard(request)
-            raw = await request.body()  # kept on the request: the fallback reads it again
-            if not raw:
-                return await standard(request)
+                return None
+            if not raw or not _is_json(request.headers.get("content-type")):
+                return None
             try:
                 values: dict[str, Any] = {body_name: body.validate_json(raw)}
             except ValidationError:
-                return await standard(request)
+                return None
             for param in path_params:
                 value, errors = param.validate(
                     request.path_params.get(param.alias), {}, loc=("path", param.alias)
                 )
                 if errors:
-                    return await standard(request)
+                    return None
                 values[param.name] = value
+            calls = []
             for dependency in solved:
-                ok, value = await dependency.solve(request)
-                if not ok:
-                    return await standard(request)
-                values[dependency.name] = value
+                arguments = dependency.header_values(request)
+                if arguments is None:
+                    return None
+                calls.append((dependency, arguments))
+            return Prepared(values, calls)
+
+        async def run(prepared: Prepared) -> Response:
+            values = prepared.values
+            for dependency, arguments in prepared.calls:
+                values[dependency.name] = await dependency.call(**arguments)
             sub_response = Response()
             del sub_response.headers["content-length"]
             sub_response.status_code = None  # type: ignore[assignment]
@@ -206,4 +243,11 @@ class CommandRoute(APIRoute):
             response.headers.raw.extend(sub_response.headers.raw)
             return response
 
+        async def handle(request: Request) -> Response:
+            prepared = prepare(request, await request.body())  # the body stays on the request
+            if prepared is None:
+                return await standard(request)
+            return await run(prepared)
+
+        self._set_fast_command(route, FastCommand(prepare, run))
         return handle
