@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from slrt.application import SlrtApplication
+from slrt.config import Settings
 
 pytestmark = pytest.mark.postgres
 
@@ -58,3 +60,24 @@ def test_a_version_stored_before_is_a_conflict_and_nothing_of_the_batch_is_kept(
             ]
         )
     assert postgres_app.recorder.max_notification_id() == before
+
+
+def test_a_failed_append_leaves_no_transaction_and_no_lock_behind(
+    postgres_app: SlrtApplication, postgres_settings: Settings
+) -> None:
+    recorder = postgres_app.recorder
+    taken = uuid4()
+    recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
+    for _ in range(3):
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    with psycopg.connect(postgres_settings.database_url) as conn:
+        conn.execute("SET lock_timeout = '1s'")
+        conn.execute(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE')  # at once: nobody holds it
+        idle = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%'"
+        ).fetchone()
+    assert idle == (0,)
+    assert recorder.insert_events([StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])

@@ -1,11 +1,11 @@
 """PostgreSQL persistence with a hash chain: the library's recorder plus one hash
 record per stored event, written by the same transaction that inserts the event.
 
-The library's append path is kept as it is (EXCLUSIVE table lock, so notification
-ids commit in order; insert; RETURNING notification_id). The hash records are added
-to the same pipeline right after the events' INSERT: PostgreSQL reads each
-aggregate's previous hash and computes `sha256(previous_hash || digest)` itself,
-so appending costs no extra round trip while the table lock is held.
+The library's append is kept in substance (EXCLUSIVE table lock, so notification
+ids commit in order; insert; RETURNING notification_id), in fewer round trips
+(`insert_events`). The hash records are inserted in the same transaction right after
+the events: PostgreSQL reads each aggregate's previous hash and computes
+`sha256(previous_hash || digest)` itself, in one statement per batch (per layer).
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
         )
         self._lock_statements = [_rendered(q) for q in self.lock_table_statements]
+        self._begin = b"; ".join([b"BEGIN", *self._lock_statements, self._notify])
         # One statement per "layer" of a batch (an aggregate's 1st, 2nd, … new event),
         # so each layer reads the previous layer's hashes. The notification id comes
         # from the row just inserted, by primary key.
@@ -211,32 +212,29 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's append, except that the statement's own error is what is raised.
-        On a connection's first use psycopg can report a conflict as "pipeline aborted"
-        when the transaction ends; the library then retried it as an operational error
-        (10 × 0.2 s) and a conflicting group-commit batch stalled every command for
-        seconds. Here the first error is kept: a conflict is an IntegrityError at once.
-        The error leaves the transaction block, so it is rolled back: a save reported as
+        """The library's append (lock the table, notify, insert) plus the hash records, in
+        four round trips with little client work: one message opens the transaction, sets
+        the lock timeout, takes the table lock and notifies (`_begin`, several statements
+        in PostgreSQL's simple protocol); then the events; then their hash records; then
+        COMMIT. The library sends seven statements in a pipeline, each with psycopg's
+        per-statement work: 25 % more of the group commit's CPU (bench/README.md, ninth
+        session). The first error is what is raised (a conflict is an IntegrityError at
+        once, never retried), and it rolls the transaction back: a save reported as
         failed has written nothing."""
-        first_error: Exception | None = None
-        with self.datastore.get_connection() as conn:
+        if not stored_events:
+            return None
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
-                with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
-                    self._insert_events(curs, stored_events, **kwargs)
-                    if not stored_events:
-                        return None
-                    try:
-                        self._insert_stored_events(curs, stored_events, **kwargs)
-                        pipeline.sync()
-                        return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                    except Exception as error:
-                        first_error = error
-                        raise
-            except Exception:
-                # Ending the pipeline may raise PipelineAborted in place of the error.
-                if first_error is None:
-                    raise
-                raise first_error from None
+                curs.execute(self._begin)
+                self._insert_events(curs, stored_events, **kwargs)
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                curs.execute(b"COMMIT")
+            except BaseException:
+                if not conn.closed:
+                    conn.rollback()
+                raise
+            return ids
 
     def _insert_stored_events(
         self,
@@ -244,11 +242,8 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,
     ) -> None:
-        # Lock and notify (as the library does), insert the events, then queue the
-        # hash records on the same connection and transaction; the pipeline.sync()
-        # that follows raises any error from any of them.
-        self._lock_table(curs)
-        curs.execute(self._notify)
+        # The events, then their hash records on the same transaction (another cursor,
+        # so `curs` keeps the events' notification ids for the caller to fetch).
         curs.execute(
             self._insert_events_in_binary,
             (
