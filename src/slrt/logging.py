@@ -35,6 +35,11 @@ _CANDIDATE = re.compile(r"(?<![\d-])\+?\d[\d\s.-]{7,}\d(?!\d)")
 #: more than the command itself (bench/README.md, eighth session).
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+#: A UUID (aggregate, proposal, complaint ids): its hex groups often hold a run of
+#: digits and dashes that `_CANDIDATE` takes, which sent about one command line in five
+#: through the detector (bench/README.md, ninth session). UUIDs are left out of the
+#: search for candidates; the rest of the text is searched as before.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def mask_text(text: str) -> str:
@@ -46,7 +51,7 @@ def mask_text(text: str) -> str:
     """
     if _REGION_CODE.fullmatch(text):
         return text
-    candidates = [m.group() for m in _CANDIDATE.finditer(text)]
+    candidates = [m.group() for m in _CANDIDATE.finditer(_UUID.sub("/", text))]
     if not candidates:
         return text
     if not all(_IPV4.fullmatch(c) for c in candidates):

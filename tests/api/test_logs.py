@@ -102,3 +102,26 @@ def test_an_address_beside_an_identifier_does_not_save_the_identifier(text: str)
     masked = mask_text(text)
     assert "*" in masked
     assert "3456-7890" not in masked and "15088000" not in masked.replace(".", "")
+
+
+#: UUIDs whose hex groups hold long runs of digits and dashes, like many random ids.
+DIGIT_HEAVY_UUIDS = [
+    "5f1c2d6e-0d7b-4a3b-9a51-201012345678",
+    "1234abcd-5678-4901-8234-5678abcdef01",
+    "a1234567-8901-4234-8678-90123456789b",
+]
+
+
+@pytest.mark.usefixtures("no_detector")
+@pytest.mark.parametrize("uuid", DIGIT_HEAVY_UUIDS)
+def test_a_uuid_skips_the_detector(uuid: str) -> None:
+    line = f"command ok aggregate_id={uuid} version=3"
+    assert mask_text(line) == line
+    assert mask_text(uuid) == uuid
+
+
+@pytest.mark.parametrize("uuid", DIGIT_HEAVY_UUIDS)
+def test_an_identifier_beside_a_uuid_is_still_masked(uuid: str) -> None:
+    for text in (f"{uuid} nik 6474011508800001", f"hp 0812-3456-7890 for {uuid}"):
+        masked = mask_text(text)
+        assert "6474011508800001" not in masked and "3456-7890" not in masked
