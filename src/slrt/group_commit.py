@@ -12,12 +12,13 @@ events are durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -26,6 +27,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 log = structlog.get_logger("slrt.group_commit")
 
 Save = Callable[..., Any]
+_STOPPING = "the service is stopping; the command was not saved"
 
 
 class GroupCommitClosed(RuntimeError):
@@ -40,12 +42,53 @@ def is_conflict(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and "pipeline aborted" in str(error)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     #: The command's new events, collected from its aggregates before queuing, so a
     #: failed batch can save them again one command at a time.
     events: Sequence[Any]
-    done: Future[None] = field(default_factory=Future)
+    #: A caller in a thread (`submit`, `commit`) waits on `done`; a caller on an event
+    #: loop (`commit_async`) on `waiter`, which the committer settles on that loop
+    #: (one call per loop and batch, see `_finish`).
+    done: Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[None] | None = None
+    settled: bool = False
+
+    def start(self) -> bool:
+        """False if the caller took the command out (cancelled `done`) while it was
+        queued; otherwise it can no longer be cancelled."""
+        return self.done is None or self.done.set_running_or_notify_cancel()
+
+
+def _finish(pendings: Sequence[_Pending], error: BaseException | None) -> None:
+    """Tells each caller not told yet that its events are durable, or what failed."""
+    waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in pendings:
+        if pending.settled:
+            continue
+        pending.settled = True
+        if pending.done is not None:
+            if error is None:
+                pending.done.set_result(None)
+            else:
+                pending.done.set_exception(error)
+        elif pending.loop is not None and pending.waiter is not None:
+            waiters.setdefault(pending.loop, []).append(pending.waiter)
+    for loop, on_loop in waiters.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, on_loop, error)
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for waiter in waiters:
+        if waiter.cancelled():
+            if error is not None:  # nobody is waiting to hear it: say so in the log
+                log.warning("group_commit.unsaved_after_cancel", error=repr(error))
+        elif error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 P = TypeVar("P")
@@ -57,7 +100,8 @@ class BatchingThread(Generic[P]):
     item queued after that is refused (`_refuse`), never left waiting."""
 
     def __init__(self, name: str) -> None:
-        self._queue: queue.Queue[P | None] = queue.Queue()
+        # SimpleQueue: put and get in C, no Condition to notify (a few µs per command).
+        self._queue: queue.SimpleQueue[P | None] = queue.SimpleQueue()
         self._closed = False
         #: Set by the thread as it stops; anything queued later is refused.
         self._ended = False
@@ -131,13 +175,12 @@ class GroupCommitter(BatchingThread[_Pending]):
         """`commit` for an event loop: the loop is told when the events are durable. A
         caller cancelled meanwhile (its client went away) leaves the commit alone: its
         events are saved with the rest of the batch."""
+        if self._closed:
+            raise GroupCommitClosed(_STOPPING)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-
-        def durable(done: Future[None]) -> None:
-            loop.call_soon_threadsafe(_pass_on, done, waiter)
-
-        self.submit(aggregates).add_done_callback(durable)
+        events = [e for a in aggregates for e in a.collect_events()]
+        self._enqueue(_Pending(events, loop=loop, waiter=waiter))
         await waiter
 
     def submit(self, aggregates: Sequence[Any]) -> Future[None]:
@@ -145,19 +188,19 @@ class GroupCommitter(BatchingThread[_Pending]):
         (or holds what saving raised). Cancelling it before its batch starts takes the
         command out; once the batch has started, it cannot be cancelled."""
         if self._closed:
-            raise GroupCommitClosed("the service is stopping; the command was not saved")
-        pending = _Pending([e for a in aggregates for e in a.collect_events()])
-        self._enqueue(pending)
-        return pending.done
+            raise GroupCommitClosed(_STOPPING)
+        done: Future[None] = Future()
+        self._enqueue(_Pending([e for a in aggregates for e in a.collect_events()], done=done))
+        return done
 
     def _refuse(self, pending: _Pending) -> None:
-        if pending.done.set_running_or_notify_cancel():
-            pending.done.set_exception(
-                GroupCommitClosed("the service is stopping; the command was not saved")
+        if pending.start():
+            _finish(
+                [pending], GroupCommitClosed("the service is stopping; the command was not saved")
             )
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        batch = [first] if first.done.set_running_or_notify_cancel() else []
+        batch = [first] if first.start() else []
         deadline = time.perf_counter() + self.window
         closing = False
         while len(batch) < self.max_batch:
@@ -173,7 +216,7 @@ class GroupCommitter(BatchingThread[_Pending]):
             if item is None:
                 closing = True
                 break
-            if item.done.set_running_or_notify_cancel():  # else cancelled while queued
+            if item.start():  # else cancelled while queued
                 batch.append(item)
         return batch, closing
 
@@ -182,9 +225,7 @@ class GroupCommitter(BatchingThread[_Pending]):
             self._commit(batch)
         except BaseException as error:  # a bug here must not stop every command
             log.exception("group_commit.failed")
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_exception(error)
+            _finish(batch, error)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
@@ -196,34 +237,17 @@ class GroupCommitter(BatchingThread[_Pending]):
                 self._save(*(e for pending in batch for e in pending.events))
             except BaseException as error:
                 if not is_conflict(error):
-                    for pending in batch:
-                        pending.done.set_exception(error)
+                    _finish(batch, error)
                     return
                 # Someone in the batch conflicts: save each alone below.
                 self.split_batches += 1
             else:
-                for pending in batch:
-                    pending.done.set_result(None)
+                _finish(batch, None)
                 return
         for pending in batch:
             try:
                 self._save(*pending.events)
             except BaseException as error:
-                pending.done.set_exception(error)
+                _finish([pending], error)
             else:
-                pending.done.set_result(None)
-
-
-def _pass_on(done: Future[None], waiter: asyncio.Future[None]) -> None:
-    if done.cancelled():  # taken out before its batch started: nothing was saved
-        waiter.cancel()
-        return
-    error = done.exception()
-    if waiter.cancelled():
-        if error is not None:  # nobody is waiting to hear it: say so in the log
-            log.warning("group_commit.unsaved_after_cancel", error=repr(error))
-        return
-    if error is None:
-        waiter.set_result(None)
-    else:
-        waiter.set_exception(error)
+                _finish([pending], None)

@@ -128,3 +128,34 @@ def test_a_cancelled_callers_failed_save_is_logged() -> None:
     assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
         "group_commit.unsaved_after_cancel"
     ]
+
+
+def test_callers_on_a_loop_are_answered_together_each_with_its_own_outcome() -> None:
+    """Commands queued while a batch is saved go together in the next one; when one of
+    them conflicts, the batch is saved again one by one and only that caller fails."""
+    store = _Store(refuse="conflicting")
+    store.release.clear()
+    committer = GroupCommitter(store, window=0.0, max_batch=10)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.create_task(committer.commit_async([_Aggregate("first")]))
+        await asyncio.to_thread(store.started.wait, 5)
+        names = ["a", "conflicting", "b", "c"]
+        tasks = [asyncio.create_task(committer.commit_async([_Aggregate(n)])) for n in names]
+        await asyncio.sleep(0.05)  # all queued behind the held batch
+        store.release.set()
+        return await asyncio.wait_for(asyncio.gather(first, *tasks, return_exceptions=True), 5)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        committer.close()
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType",
+        "NoneType",
+        "IntegrityError",
+        "NoneType",
+        "NoneType",
+    ]
+    assert store.saved == ["first", "a", "b", "c"]
+    assert (committer.batches, committer.split_batches) == (2, 1)
