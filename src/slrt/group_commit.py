@@ -195,9 +195,7 @@ class GroupCommitter(BatchingThread[_Pending]):
 
     def _refuse(self, pending: _Pending) -> None:
         if pending.start():
-            _finish(
-                [pending], GroupCommitClosed("the service is stopping; the command was not saved")
-            )
+            _finish([pending], GroupCommitClosed(_STOPPING))
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch = [first] if first.start() else []

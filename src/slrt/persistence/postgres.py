@@ -10,6 +10,7 @@ the events: PostgreSQL reads each aggregate's previous hash and computes
 
 from __future__ import annotations
 
+import contextlib
 import select
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -231,7 +232,8 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
                 curs.execute(b"COMMIT")
             except BaseException:
-                if not conn.closed:
+                # A broken connection cannot roll back; the pool discards it.
+                with contextlib.suppress(psycopg.Error):
                     conn.rollback()
                 raise
             return ids
