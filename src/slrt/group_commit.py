@@ -16,7 +16,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -48,10 +48,8 @@ class _Pending:
     #: failed batch can save them again one command at a time.
     events: Sequence[Any]
     #: A caller in a thread (`submit`, `commit`) waits on `done`; a caller on an event
-    #: loop (`commit_async`) on `waiter`, which the committer settles on that loop
-    #: (one call per loop and batch, see `_finish`).
+    #: loop (`commit_async`) on `waiter`, settled on its loop (`settle_on_loops`).
     done: Future[None] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[None] | None = None
     settled: bool = False
 
@@ -61,9 +59,37 @@ class _Pending:
         return self.done is None or self.done.set_running_or_notify_cancel()
 
 
+#: A caller on an event loop, its answer and what failed (None if nothing did).
+Answer = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def settle_on_loops(answers: Iterable[Answer], *, lost: str | None = None) -> None:
+    """Gives callers waiting on event loops their answers, from a batching thread: one
+    `call_soon_threadsafe` per loop, not one per caller. A caller gone meanwhile
+    (cancelled) is skipped; if it missed an error and `lost` names a log event, the
+    error is logged under it. A closed loop has nobody waiting any more."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
+    for answer in answers:
+        by_loop.setdefault(answer[0].get_loop(), []).append(answer)
+    for loop, on_loop in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, on_loop, lost)
+
+
+def _settle(answers: list[Answer], lost: str | None) -> None:
+    for waiter, result, error in answers:
+        if waiter.cancelled():
+            if error is not None and lost is not None:
+                log.warning(lost, error=repr(error))
+        elif error is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(error)
+
+
 def _finish(pendings: Sequence[_Pending], error: BaseException | None) -> None:
     """Tells each caller not told yet that its events are durable, or what failed."""
-    waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    answers: list[Answer] = []
     for pending in pendings:
         if pending.settled:
             continue
@@ -73,22 +99,9 @@ def _finish(pendings: Sequence[_Pending], error: BaseException | None) -> None:
                 pending.done.set_result(None)
             else:
                 pending.done.set_exception(error)
-        elif pending.loop is not None and pending.waiter is not None:
-            waiters.setdefault(pending.loop, []).append(pending.waiter)
-    for loop, on_loop in waiters.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, on_loop, error)
-
-
-def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for waiter in waiters:
-        if waiter.cancelled():
-            if error is not None:  # nobody is waiting to hear it: say so in the log
-                log.warning("group_commit.unsaved_after_cancel", error=repr(error))
-        elif error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
+        elif pending.waiter is not None:
+            answers.append((pending.waiter, None, error))
+    settle_on_loops(answers, lost="group_commit.unsaved_after_cancel")
 
 
 P = TypeVar("P")
@@ -180,7 +193,7 @@ class GroupCommitter(BatchingThread[_Pending]):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         events = [e for a in aggregates for e in a.collect_events()]
-        self._enqueue(_Pending(events, loop=loop, waiter=waiter))
+        self._enqueue(_Pending(events, waiter=waiter))
         await waiter
 
     def submit(self, aggregates: Sequence[Any]) -> Future[None]:

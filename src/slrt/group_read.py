@@ -5,7 +5,8 @@ A command on an existing record (a village decision, a complaint's handling) rea
 aggregate before deciding. Read one by one, each read is a statement and a round trip
 of its own, and a hand-over to a worker thread and back (ADR 0009). The reader takes
 whatever ids are waiting (up to `max_batch`), reads their events in one statement in its
-own thread, and hands each caller its share on the caller's event loop. It never waits
+own thread, and hands each caller its share on the caller's event loop (one hand-over per
+loop and batch, `settle_on_loops`, shared with the group committer). It never waits
 for more: while one read is in flight, the next batch gathers by itself.
 """
 
@@ -14,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import queue
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from slrt.group_commit import BatchingThread, GroupCommitClosed
+from slrt.group_commit import BatchingThread, GroupCommitClosed, settle_on_loops
 
 #: Reads the stored events of the given aggregates, in version order per aggregate;
 #: an aggregate with no events may be left out.
@@ -30,10 +30,10 @@ def _closed() -> GroupCommitClosed:
     return GroupCommitClosed("the service is stopping; the command was not run")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     ids: Sequence[UUID]
-    done: Future[dict[UUID, list[Any]]] = field(default_factory=Future)
+    waiter: asyncio.Future[dict[UUID, list[Any]]]
 
 
 class GroupReader(BatchingThread[_Pending]):
@@ -48,20 +48,12 @@ class GroupReader(BatchingThread[_Pending]):
         """The stored events of each aggregate (an empty list for one with none)."""
         if self._closed:
             raise _closed()
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[dict[UUID, list[Any]]] = loop.create_future()
-        pending = _Pending(ids)
-
-        def read(done: Future[dict[UUID, list[Any]]]) -> None:
-            loop.call_soon_threadsafe(_pass_on, done, waiter)
-
-        pending.done.add_done_callback(read)
-        self._enqueue(pending)
+        waiter: asyncio.Future[dict[UUID, list[Any]]] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending(ids, waiter))
         return await waiter
 
     def _refuse(self, pending: _Pending) -> None:
-        if not pending.done.done():
-            pending.done.set_exception(_closed())
+        settle_on_loops([(pending.waiter, None, _closed())])
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch, count = [first], len(first.ids)
@@ -82,20 +74,7 @@ class GroupReader(BatchingThread[_Pending]):
         try:
             found = self._read_many(list({i: None for p in batch for i in p.ids}))
         except BaseException as error:  # every caller hears it; the reader goes on
-            for pending in batch:
-                pending.done.set_exception(error)
+            settle_on_loops([(p.waiter, None, error) for p in batch])
             return
-        for pending in batch:
-            pending.done.set_result({i: found.get(i, []) for i in pending.ids})
-
-
-def _pass_on(
-    done: Future[dict[UUID, list[Any]]], waiter: asyncio.Future[dict[UUID, list[Any]]]
-) -> None:
-    if waiter.cancelled():  # the caller went away; a read changes nothing
-        return
-    error = done.exception()
-    if error is None:
-        waiter.set_result(done.result())
-    else:
-        waiter.set_exception(error)
+        # A caller gone meanwhile is skipped: a read changes nothing.
+        settle_on_loops([(p.waiter, {i: found.get(i, []) for i in p.ids}, None) for p in batch])
