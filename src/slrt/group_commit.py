@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError
 
 log = structlog.get_logger("slrt.group_commit")
 
@@ -35,11 +35,10 @@ class GroupCommitClosed(RuntimeError):
 
 
 def is_conflict(error: BaseException) -> bool:
-    """A version conflict. On PostgreSQL a conflicting INSERT can surface as "pipeline
-    aborted" for a statement queued after it in the same pipeline (the hash chain's)."""
-    if isinstance(error, IntegrityError):
-        return True
-    return isinstance(error, OperationalError) and "pipeline aborted" in str(error)
+    """A version conflict: the store refused an event version already taken. (The
+    PostgreSQL append no longer pipelines its statements, so a conflict is never
+    reported as "pipeline aborted" in its place.)"""
+    return isinstance(error, IntegrityError)
 
 
 @dataclass(slots=True)
