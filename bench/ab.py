@@ -24,15 +24,13 @@ from typing import Any
 
 from bench.load import run_wrk
 from bench.run import (
-    BIN,
     FRONT_OFFICE,
     SIGNING_KEY,
     VILLAGE_HEAD,
+    Server,
     drop_postgres,
-    free_port,
     fresh_postgres,
     proposals_to_approve,
-    wait_until_up,
 )
 from slrt.config import Settings
 from slrt.security import issue_token
@@ -42,7 +40,7 @@ CLIENTS = 32
 PROCESSES = 2
 
 
-def cpu_ticks(pids: list[str]) -> int:
+def cpu_ticks(pids: list[int]) -> int:
     total = 0
     for pid in pids:
         try:
@@ -59,30 +57,14 @@ def machine_ticks() -> int:
 
 
 class Side:
-    """One commit's server: its processes, its database, what it has served."""
+    """One commit's server (two processes; a pool of 16 each, as two servers share
+    PostgreSQL's 100 connections) and what it has served."""
 
-    def __init__(self, name: str, tree: Path, url: str) -> None:
-        self.name = name
+    def __init__(self, tree: Path, url: str) -> None:
         self.url = url
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{tree / 'src'}:{tree}",
-            "SLRT_DATABASE_URL": url,
-            "SLRT_JWT_SIGNING_KEY": SIGNING_KEY,
-            "SLRT_SUBMISSION_WINDOWS_ENFORCED": "false",
-            "SLRT_LOG_LEVEL": "WARNING",
-            "SLRT_POSTGRES_POOL_SIZE": "16",  # two servers of two processes each
-        }
-        command = [str(BIN / "slrt"), "serve", "--no-workers", "--port", str(port)]
-        command += ["--processes", str(PROCESSES)]
-        self.process = subprocess.Popen(command, env=env, cwd=tree)
-        wait_until_up(self.base, "/openapi.json", self.process)
-        children = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
-        self.pids = [str(self.process.pid), *children]
+        self.server = Server(url, processes=PROCESSES, tree=tree, pool_size=16)
+        self.base = self.server.url
+        self.pids = self.server.pids()
         self.ids: list[str] = []
         self.commands = self.api_ticks = self.machine_ticks = 0
         self.seconds = 0.0
@@ -113,8 +95,7 @@ class Side:
         }
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.server.stop()
 
 
 def main() -> None:
@@ -134,7 +115,7 @@ def main() -> None:
         try:
             for name, tree in (("base", worktree), ("new", ROOT)):
                 urls.append(fresh_postgres())
-                side = Side(name, tree, urls[-1])
+                side = Side(tree, urls[-1])
                 sides.append(side)
                 run_wrk(side.base, CLIENTS, 2, "register", front_office, [])  # warm up
                 if kind == "approve":

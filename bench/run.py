@@ -81,9 +81,18 @@ def load(url: str, concurrency: int, kind: str, token: str = "", ids: Path | Non
 
 
 class Server:
-    """`slrt serve --no-workers` (or the no-op app) in its own process."""
+    """`slrt serve --no-workers` (or the no-op app) in its own process; `tree`: serve the
+    code of that checkout instead of this one (bench.ab)."""
 
-    def __init__(self, database_url: str | None, *, noop: bool = False, processes: int = 1) -> None:
+    def __init__(
+        self,
+        database_url: str | None,
+        *,
+        noop: bool = False,
+        processes: int = 1,
+        tree: Path | None = None,
+        pool_size: int = 40,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -91,8 +100,10 @@ class Server:
             "SLRT_JWT_SIGNING_KEY": SIGNING_KEY,
             "SLRT_SUBMISSION_WINDOWS_ENFORCED": "false",
             "SLRT_LOG_LEVEL": "WARNING",
-            "SLRT_POSTGRES_POOL_SIZE": "40",
+            "SLRT_POSTGRES_POOL_SIZE": str(pool_size),
         }
+        if tree is not None:
+            env["PYTHONPATH"] = f"{tree / 'src'}:{tree}"
         if database_url:
             env["SLRT_DATABASE_URL"] = database_url
         if noop:
@@ -100,15 +111,19 @@ class Server:
         else:
             command = [str(BIN / "slrt"), "serve", "--no-workers", "--port", str(self.port)]
             command += ["--processes", str(processes)]
-        self.process = subprocess.Popen(command, env=env, cwd=ROOT.parent)
+        self.process = subprocess.Popen(command, env=env, cwd=tree or ROOT.parent)
         wait_until_up(self.url, "/openapi.json", self.process)
 
-    def stop(self) -> float:
-        """Stops the server; returns the peak RSS of its (largest) serving process."""
+    def pids(self) -> list[int]:
+        """The server's process and its serving processes."""
         children = subprocess.run(
             ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
-        rss = max(peak_rss_mb(int(pid)) for pid in [self.process.pid, *children])
+        return [self.process.pid, *(int(pid) for pid in children)]
+
+    def stop(self) -> float:
+        """Stops the server; returns the peak RSS of its (largest) serving process."""
+        rss = max(peak_rss_mb(pid) for pid in self.pids())
         self.process.terminate()
         self.process.wait(timeout=30)
         return rss

@@ -151,10 +151,6 @@ class CommandRoute(APIRoute):
             return context
         return self
 
-    @staticmethod
-    def _set_fast_command(route: Any, command: FastCommand) -> None:
-        setattr(route, FAST_COMMAND, command)
-
     def _fast_handler(self, standard: Handler) -> Handler | None:
         route = self._effective()
         dependant = route.dependant
@@ -249,5 +245,5 @@ class CommandRoute(APIRoute):
                 return await standard(request)
             return await run(prepared)
 
-        self._set_fast_command(route, FastCommand(prepare, run))
+        setattr(route, FAST_COMMAND, FastCommand(prepare, run))
         return handle
