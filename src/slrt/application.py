@@ -45,7 +45,7 @@ from slrt.domain.referral import Referral
 from slrt.domain.scoring import ScoringModel
 from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy, SlaPolicyVersion
 from slrt.domain.user import User
-from slrt.group_commit import GroupCommitter, is_conflict
+from slrt.group_commit import Expected, GroupCommitter, is_conflict
 from slrt.group_read import GroupReader
 
 log = structlog.get_logger("slrt.commands")
@@ -191,20 +191,30 @@ class SlrtApplication(Application[UUID]):
         refused as a conflict, never silently overwritten. With an Idempotency-Key, a
         receipt is saved in the same transaction and a repeat returns the first answer."""
         for attempt in range(1, self.settings.command_retries + 2):
-            decided = self._decide(command)
-            if isinstance(decided, Outcome):
-                return decided
-            outcome, save = decided
+            expected = self._expect()
             try:
-                if self._committer is not None:
-                    self._committer.commit(save)
-                else:
-                    self.save(*save)
-            except (IntegrityError, OperationalError) as error:
-                self._conflicted(command, attempt, error)
-                continue
+                decided = self._decide(command)
+                if isinstance(decided, Outcome):
+                    return decided
+                outcome, save = decided
+                try:
+                    if self._committer is not None:
+                        self._committer.commit(save, expected)
+                    else:
+                        self.save(*save)
+                except (IntegrityError, OperationalError) as error:
+                    self._conflicted(command, attempt, error)
+                    continue
+            finally:
+                if expected is not None:
+                    expected.close()
             return self._done(command, outcome)
         raise self._gave_up(command)
+
+    def _expect(self) -> Expected | None:
+        """The group committer told that a command is being decided: a batch waits for
+        its commit (the window at most) instead of leaving without it."""
+        return self._committer.expect() if self._committer is not None else None
 
     async def run_async(self, command: Command, *, offload: Offload | None = None) -> Outcome:
         """`run` for an event loop. The thread that decides is not held while the commit
@@ -216,23 +226,31 @@ class SlrtApplication(Application[UUID]):
         # A repeated key is found by a conflict on its first attempt: one more attempt.
         extra = 1 if command.idempotency is not None and not command.reads else 0
         for attempt in range(1, self.settings.command_retries + 2 + extra):
-            if command.reads and self._can_prefetch(command):
-                decided = await self._decide_prefetched(command, offload)
-            elif command.reads or (command.idempotency is not None and attempt > 1):
-                decided = await offload(self._decide, command)
-            else:
-                decided = await self._decide_inline(command, offload)
-            if isinstance(decided, Outcome):
-                return decided
-            outcome, save = decided
+            inline = not command.reads and (command.idempotency is None or attempt == 1)
+            # A command decided inline reaches the committer before anything else runs
+            # on this loop: only one that waits for a read is announced to it.
+            expected = None if inline else self._expect()
             try:
-                if self._committer is not None:
-                    await self._committer.commit_async(save)
+                if inline:
+                    decided = await self._decide_inline(command, offload)
+                elif command.reads and self._can_prefetch(command):
+                    decided = await self._decide_prefetched(command, offload)
                 else:
-                    await offload(self.save, *save)
-            except (IntegrityError, OperationalError) as error:
-                self._conflicted(command, attempt, error)
-                continue
+                    decided = await offload(self._decide, command)
+                if isinstance(decided, Outcome):
+                    return decided
+                outcome, save = decided
+                try:
+                    if self._committer is not None:
+                        await self._committer.commit_async(save, expected)
+                    else:
+                        await offload(self.save, *save)
+                except (IntegrityError, OperationalError) as error:
+                    self._conflicted(command, attempt, error)
+                    continue
+            finally:
+                if expected is not None:
+                    expected.close()
             return self._done(command, outcome)
         raise self._gave_up(command)
 

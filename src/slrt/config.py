@@ -58,7 +58,13 @@ class Settings(BaseSettings):
         ),
     )
     group_commit_window_ms: float = Field(
-        default=2.0, ge=0, le=100, description="How long a batch waits for more commands"
+        default=2.0,
+        ge=0,
+        le=100,
+        description=(
+            "How long a batch waits for more commands at most (a batch of commands "
+            "that read first waits only while others are being decided)"
+        ),
     )
     group_commit_max_batch: int = Field(default=200, ge=1, le=10_000)
     audit_anchor_interval_seconds: float = Field(

@@ -1,12 +1,17 @@
 """Group commit: concurrent commands saved together in one transaction.
 
 Each command is decided on its own (in its caller's thread) and hands its aggregates to
-the committer. The committer takes whatever is waiting (up to `max_batch`, waiting at most
-`window` for more) and saves it all in one transaction, so one commit (one fsync, one
-table lock on PostgreSQL) serves many commands. If the batch fails with a conflict, each
-command in it is saved alone, so one command's conflict fails only that command (its
-caller then re-decides on fresh state). Each caller gets its answer only after its own
-events are durable.
+the committer. The committer takes whatever is waiting (up to `max_batch`) and saves it
+all in one transaction, so one commit (one fsync, one table lock on PostgreSQL) serves
+many commands. A batch waits at most `window` for more. A command that waits for a read
+before deciding is announced (`expect`): a batch holding one waits only while announced
+commands are still being decided, so the commands read together are saved together and
+at once. A batch of commands decided without waiting (on the event loop, one request
+after another) waits the window for the requests behind them.
+
+If the batch fails with a conflict, each command in it is saved alone, so one command's
+conflict fails only that command (its caller then re-decides on fresh state). Each caller
+gets its answer only after its own events are durable.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class _Pending:
     done: Future[None] | None = None
     waiter: asyncio.Future[None] | None = None
     settled: bool = False
+    #: Its caller announced it while deciding (`GroupCommitter.expect`).
+    announced: bool = False
 
     def start(self) -> bool:
         """False if the caller took the command out (cancelled `done`) while it was
@@ -101,6 +108,24 @@ def _finish(pendings: Sequence[_Pending], error: BaseException | None) -> None:
         elif pending.waiter is not None:
             answers.append((pending.waiter, None, error))
     settle_on_loops(answers, lost="group_commit.unsaved_after_cancel")
+
+
+class Expected:
+    """A command being decided, whose commit the committer waits for (`window` at most)
+    before it saves a batch. It is closed when the command is queued, or by `close` when
+    it will not be (refused, or its caller went away); closing twice counts once. A
+    batch already waiting when it is closed unqueued waits out its window (nothing wakes
+    it), so the window stays the bound."""
+
+    __slots__ = ("_committer", "open")
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self._committer = committer
+        self.open = True
+        committer._count_coming(1)
+
+    def close(self) -> None:
+        self._committer._queue_and_close(None, self)
 
 
 P = TypeVar("P")
@@ -176,14 +201,44 @@ class GroupCommitter(BatchingThread[_Pending]):
         self.commands = 0
         #: Batches that conflicted and were saved again one command at a time.
         self.split_batches = 0
+        #: Commands being decided (`expect`), whose commits a batch waits for. Counted
+        #: under a lock: callers in several threads (`run`) count too.
+        self._coming = 0
+        self._coming_lock = threading.Lock()
         super().__init__("group-commit")
 
-    def commit(self, aggregates: Sequence[Any]) -> None:
+    def expect(self) -> Expected:
+        """Tells the committer a command is being decided: until it is queued (or the
+        returned `Expected` is closed), a batch waits for it, `window` at most."""
+        return Expected(self)
+
+    def _count_coming(self, change: int) -> None:
+        with self._coming_lock:
+            self._coming += change
+
+    def _queue_and_close(self, pending: _Pending | None, expected: Expected | None) -> None:
+        """Queues `pending` and closes `expected` together, under the lock the committer
+        reads the count with: it never sees the command queued but still coming (and
+        waits out the window for it), nor no longer coming but not yet queued."""
+        with self._coming_lock:
+            if pending is not None:
+                self._enqueue(pending)
+            if expected is not None and expected.open:
+                expected.open = False
+                self._coming -= 1
+
+    def _still_coming(self) -> bool:
+        with self._coming_lock:
+            return self._coming > 0
+
+    def commit(self, aggregates: Sequence[Any], expected: Expected | None = None) -> None:
         """Saves the aggregates' new events in some upcoming transaction; raises what
         saving raised (IntegrityError on a conflict)."""
-        self.submit(aggregates).result()
+        self.submit(aggregates, expected).result()
 
-    async def commit_async(self, aggregates: Sequence[Any]) -> None:
+    async def commit_async(
+        self, aggregates: Sequence[Any], expected: Expected | None = None
+    ) -> None:
         """`commit` for an event loop: the loop is told when the events are durable. A
         caller cancelled meanwhile (its client went away) leaves the commit alone: its
         events are saved with the rest of the batch."""
@@ -192,17 +247,21 @@ class GroupCommitter(BatchingThread[_Pending]):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         events = [e for a in aggregates for e in a.collect_events()]
-        self._enqueue(_Pending(events, waiter=waiter))
+        self._queue_and_close(
+            _Pending(events, waiter=waiter, announced=expected is not None), expected
+        )
         await waiter
 
-    def submit(self, aggregates: Sequence[Any]) -> Future[None]:
-        """Queues the aggregates' new events; the future is done once they are durable
-        (or holds what saving raised). Cancelling it before its batch starts takes the
-        command out; once the batch has started, it cannot be cancelled."""
+    def submit(self, aggregates: Sequence[Any], expected: Expected | None = None) -> Future[None]:
+        """Queues the aggregates' new events (and closes `expected`, the command's
+        announcement); the future is done once they are durable (or holds what saving
+        raised). Cancelling it before its batch starts takes the command out; once the
+        batch has started, it cannot be cancelled."""
         if self._closed:
             raise GroupCommitClosed(_STOPPING)
         done: Future[None] = Future()
-        self._enqueue(_Pending([e for a in aggregates for e in a.collect_events()], done=done))
+        events = [e for a in aggregates for e in a.collect_events()]
+        self._queue_and_close(_Pending(events, done=done, announced=expected is not None), expected)
         return done
 
     def _refuse(self, pending: _Pending) -> None:
@@ -213,9 +272,12 @@ class GroupCommitter(BatchingThread[_Pending]):
         batch = [first] if first.start() else []
         deadline = time.perf_counter() + self.window
         closing = False
+        announced = first.announced
         while len(batch) < self.max_batch:
             try:
                 remaining = deadline - time.perf_counter()
+                if announced and not self._still_coming():
+                    remaining = 0
                 item = (
                     self._queue.get_nowait()
                     if remaining <= 0
@@ -228,6 +290,7 @@ class GroupCommitter(BatchingThread[_Pending]):
                 break
             if item.start():  # else cancelled while queued
                 batch.append(item)
+                announced = announced or item.announced
         return batch, closing
 
     def _serve(self, batch: list[_Pending]) -> None:

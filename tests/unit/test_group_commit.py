@@ -159,3 +159,52 @@ def test_callers_on_a_loop_are_answered_together_each_with_its_own_outcome() -> 
     ]
     assert store.saved == ["first", "a", "b", "c"]
     assert (committer.batches, committer.split_batches) == (2, 1)
+
+
+# -- how long a batch waits ---------------------------------------------------------------
+# A window of a minute: a batch that waited it out would fail these tests' 10 s timeouts.
+
+
+def test_a_batch_waits_for_a_command_still_being_decided() -> None:
+    store = _Store()
+    committer = GroupCommitter(store, window=60.0, max_batch=10)
+    try:
+        first, second = committer.expect(), committer.expect()
+        saved_first = committer.submit([_Aggregate("first")], first)
+        assert not store.started.wait(0.2)  # held for "second", still being decided
+        saved_second = committer.submit([_Aggregate("second")], second)
+        saved_first.result(timeout=10)
+        saved_second.result(timeout=10)
+        assert (committer.batches, store.saved) == (1, ["first", "second"])
+    finally:
+        committer.close()
+
+
+def test_an_announced_batch_is_saved_once_nothing_else_is_being_decided() -> None:
+    store = _Store()
+    committer = GroupCommitter(store, window=60.0, max_batch=10)
+    try:
+        refused = committer.expect()  # decided, but refused: it will never be queued
+        refused.close()
+        refused.close()  # counted out once
+        committer.submit([_Aggregate("first")], committer.expect()).result(timeout=10)
+        committer.submit([_Aggregate("second")], committer.expect()).result(timeout=10)
+        assert (committer.batches, store.saved) == (2, ["first", "second"])
+    finally:
+        committer.close()
+
+
+def test_an_unannounced_command_waits_the_window_for_others() -> None:
+    """A command decided without waiting for anything (on the event loop itself) is not
+    announced; its batch waits the window for the requests behind it."""
+    store = _Store()
+    committer = GroupCommitter(store, window=0.3, max_batch=10)
+    try:
+        first = committer.submit([_Aggregate("first")])
+        time.sleep(0.05)
+        second = committer.submit([_Aggregate("second")])
+        first.result(timeout=10)
+        second.result(timeout=10)
+        assert (committer.batches, store.saved) == (1, ["first", "second"])
+    finally:
+        committer.close()
