@@ -202,9 +202,11 @@ class GroupCommitter(BatchingThread[_Pending]):
         #: Batches that conflicted and were saved again one command at a time.
         self.split_batches = 0
         #: Commands being decided (`expect`), whose commits a batch waits for. Counted
-        #: under a lock: callers in several threads (`run`) count too.
+        #: under a lock: callers in several threads (`run`) count too. Reentrant: a
+        #: command queued as the committer stops is refused under it, and whatever its
+        #: future's callbacks do may count again.
         self._coming = 0
-        self._coming_lock = threading.Lock()
+        self._coming_lock = threading.RLock()
         super().__init__("group-commit")
 
     def expect(self) -> Expected:
