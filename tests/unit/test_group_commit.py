@@ -184,12 +184,17 @@ def test_an_announced_batch_is_saved_once_nothing_else_is_being_decided() -> Non
     store = _Store()
     committer = GroupCommitter(store, window=60.0, max_batch=10)
     try:
+        committer.submit([_Aggregate("alone")], committer.expect()).result(timeout=10)
         refused = committer.expect()  # decided, but refused: it will never be queued
         refused.close()
-        refused.close()  # counted out once
-        committer.submit([_Aggregate("first")], committer.expect()).result(timeout=10)
-        committer.submit([_Aggregate("second")], committer.expect()).result(timeout=10)
-        assert (committer.batches, store.saved) == (2, ["first", "second"])
+        refused.close()  # counted out once: "later" below is still counted
+        later = committer.expect()
+        first = committer.submit([_Aggregate("first")], committer.expect())
+        time.sleep(0.2)
+        assert store.calls == 1  # only "alone" saved: "first" is held for "later"
+        committer.submit([_Aggregate("later")], later).result(timeout=10)
+        first.result(timeout=10)
+        assert (committer.batches, store.saved) == (2, ["alone", "first", "later"])
     finally:
         committer.close()
 
@@ -198,7 +203,7 @@ def test_an_unannounced_command_waits_the_window_for_others() -> None:
     """A command decided without waiting for anything (on the event loop itself) is not
     announced; its batch waits the window for the requests behind it."""
     store = _Store()
-    committer = GroupCommitter(store, window=0.3, max_batch=10)
+    committer = GroupCommitter(store, window=1.0, max_batch=10)
     try:
         first = committer.submit([_Aggregate("first")])
         time.sleep(0.05)
