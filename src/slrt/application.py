@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -191,8 +192,7 @@ class SlrtApplication(Application[UUID]):
         refused as a conflict, never silently overwritten. With an Idempotency-Key, a
         receipt is saved in the same transaction and a repeat returns the first answer."""
         for attempt in range(1, self.settings.command_retries + 2):
-            expected = self._expect()
-            try:
+            with self._announced() as expected:
                 decided = self._decide(command)
                 if isinstance(decided, Outcome):
                     return decided
@@ -205,16 +205,16 @@ class SlrtApplication(Application[UUID]):
                 except (IntegrityError, OperationalError) as error:
                     self._conflicted(command, attempt, error)
                     continue
-            finally:
-                if expected is not None:
-                    expected.close()
             return self._done(command, outcome)
         raise self._gave_up(command)
 
-    def _expect(self) -> Expected | None:
-        """The group committer told that a command is being decided: a batch waits for
-        its commit (the window at most) instead of leaving without it."""
-        return self._committer.expect() if self._committer is not None else None
+    def _announced(self, announce: bool = True) -> AbstractContextManager[Expected | None]:
+        """While a command is decided, the group committer is told it is coming (if
+        `announce`): a batch waits for its commit (the window at most) instead of
+        leaving without it. Leaving the block closes the announcement."""
+        if announce and self._committer is not None:
+            return self._committer.expect()
+        return nullcontext()
 
     async def run_async(self, command: Command, *, offload: Offload | None = None) -> Outcome:
         """`run` for an event loop. The thread that decides is not held while the commit
@@ -229,8 +229,7 @@ class SlrtApplication(Application[UUID]):
             inline = not command.reads and (command.idempotency is None or attempt == 1)
             # A command decided inline reaches the committer before anything else runs
             # on this loop: only one that waits for a read is announced to it.
-            expected = None if inline else self._expect()
-            try:
+            with self._announced(not inline) as expected:
                 if inline:
                     decided = await self._decide_inline(command, offload)
                 elif command.reads and self._can_prefetch(command):
@@ -248,9 +247,6 @@ class SlrtApplication(Application[UUID]):
                 except (IntegrityError, OperationalError) as error:
                     self._conflicted(command, attempt, error)
                     continue
-            finally:
-                if expected is not None:
-                    expected.close()
             return self._done(command, outcome)
         raise self._gave_up(command)
 

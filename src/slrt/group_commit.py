@@ -127,6 +127,12 @@ class Expected:
     def close(self) -> None:
         self._committer._queue_and_close(None, self)
 
+    def __enter__(self) -> Expected:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 P = TypeVar("P")
 
@@ -224,6 +230,7 @@ class GroupCommitter(BatchingThread[_Pending]):
         waits out the window for it), nor no longer coming but not yet queued."""
         with self._coming_lock:
             if pending is not None:
+                pending.announced = expected is not None
                 self._enqueue(pending)
             if expected is not None and expected.open:
                 expected.open = False
@@ -249,9 +256,7 @@ class GroupCommitter(BatchingThread[_Pending]):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         events = [e for a in aggregates for e in a.collect_events()]
-        self._queue_and_close(
-            _Pending(events, waiter=waiter, announced=expected is not None), expected
-        )
+        self._queue_and_close(_Pending(events, waiter=waiter), expected)
         await waiter
 
     def submit(self, aggregates: Sequence[Any], expected: Expected | None = None) -> Future[None]:
@@ -263,7 +268,7 @@ class GroupCommitter(BatchingThread[_Pending]):
             raise GroupCommitClosed(_STOPPING)
         done: Future[None] = Future()
         events = [e for a in aggregates for e in a.collect_events()]
-        self._queue_and_close(_Pending(events, done=done, announced=expected is not None), expected)
+        self._queue_and_close(_Pending(events, done=done), expected)
         return done
 
     def _refuse(self, pending: _Pending) -> None:
