@@ -353,7 +353,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         events: dict[UUID, list[StoredEvent]] = {}
         with (
             self.datastore.get_connection() as conn,
-            conn.cursor(row_factory=tuple_row) as curs,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
             curs.execute(self._select_events_of, (originator_ids,), prepare=True)
             for originator_id, version, topic, state in curs.fetchall():
@@ -383,7 +383,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         first = start if inclusive_of_start else start + 1
         with (
             self.datastore.get_connection() as conn,
-            conn.cursor(row_factory=tuple_row) as curs,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
             curs.execute(self._select_page, (first, limit), prepare=True)
             return [_notification(*r) for r in curs.fetchall()]
@@ -405,7 +405,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as curs,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
             # The planner takes the hash filter for a rare match and would sort every
             # later row for each page (measured: 300 ms a page); walking the index in
