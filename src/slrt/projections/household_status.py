@@ -14,6 +14,7 @@ import json
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.utils import get_topic
@@ -125,9 +126,12 @@ def lookup_hash(key: bytes, identifier: str) -> str:
 
 
 def _masked_members(members: list[dict[str, str]]) -> str:
-    return json.dumps(
-        [{**m, "nik": mask_identifier(m["nik"])} for m in members], separators=(",", ":")
-    )
+    return _json_text([{**m, "nik": mask_identifier(m["nik"])} for m in members])
+
+
+def _json_text(value: Any) -> str:
+    """A column's JSON text (orjson: a catch-up writes one per registration)."""
+    return orjson.dumps(value).decode()
 
 
 _HANDLED = {
@@ -184,6 +188,8 @@ class HouseholdStatusProjection(Projection):
         self._new: set[str] = set()
         self._changed: set[str] = set()
         self._lookups: dict[tuple[str, str], set[str]] = {}
+        #: Household ids as text, by the id's integer (see _id_text).
+        self._id_texts: dict[int, str] = {}
         self._model: ModelVersion | None = None
         #: (partition, partitions) while it is one process of a rebuild (as_partition).
         self._partition: tuple[int, int] | None = None
@@ -213,6 +219,7 @@ class HouseholdStatusProjection(Projection):
         self._pending.clear()
         self._rows = {}
         self._new, self._changed, self._lookups = set(), set(), {}
+        self._id_texts = {}
         self._rescore_all = False
 
     def _ranking(self, conn: Connection, scope: str) -> ScopeRanking:
@@ -238,8 +245,7 @@ class HouseholdStatusProjection(Projection):
         kind = type(event).__qualname__
         handler = _HANDLED.get(kind)
         if handler is not None:
-            # The household's id as text, once per event (UUID.__str__ is Python code).
-            household_id = str(event.originator_id) if kind in _OF_HOUSEHOLDS else None
+            household_id = self._id_text(event.originator_id) if kind in _OF_HOUSEHOLDS else None
             self._pending.append((handler, event, notification_id, household_id))
             if len(self._pending) >= self.PAGE:
                 self._apply_pending(conn)
@@ -370,14 +376,24 @@ class HouseholdStatusProjection(Projection):
             return {"score": None, "model_version": None}
         return {"score": model.score(indicators, members), "model_version": model.version}
 
+    def _id_text(self, household_id: UUID) -> str:
+        """A household's id as text: UUID.__str__ is Python code (~10 % of a catch-up
+        when called for every event), and a batch sees each household many times."""
+        texts = self._id_texts
+        text = texts.get(household_id.int)
+        if text is None:
+            text = texts[household_id.int] = str(household_id)
+        return text
+
     @staticmethod
-    def _touched(event: Any, notification_id: int) -> dict[str, Any]:
-        return {
-            "last_event": type(event).__qualname__,
-            "last_event_at": event.timestamp,
-            "last_notification_id": notification_id,
-            "version": event.originator_version,
-        }
+    def _touch(row: dict[str, Any], event: Any, notification_id: int) -> None:
+        """Records on the row the event that changed it last."""
+        row["last_event"] = type(event).__qualname__
+        row["last_event_at"] = event.timestamp
+        row["last_notification_id"] = notification_id
+        row["version"] = event.originator_version
+        proposal_id = event.proposal_id
+        row["last_proposal_id"] = str(proposal_id) if proposal_id else None
 
     def _index_identifiers(
         self, household_id: str, *, niks: list[str] | None, no_kk: str | None
@@ -408,13 +424,12 @@ class HouseholdStatusProjection(Projection):
             "members": _masked_members(data["members"]),
             "member_count": len(data["members"]),
             "indicators": data["indicators"],
-            "pmks": json.dumps(data.get("pmks", [])),
+            "pmks": _json_text(data.get("pmks", [])),
             "programmes": [],
             "registered_at": event.timestamp,
             "source": event.source,
-            "last_proposal_id": str(event.proposal_id) if event.proposal_id else None,
-            **self._touched(event, notification_id),
         }
+        self._touch(self._rows[household_id], event, notification_id)
         self._new.add(household_id)
         self._unscored.add(household_id)  # deprivations, score and place: end of batch
         self._index_identifiers(
@@ -438,7 +453,7 @@ class HouseholdStatusProjection(Projection):
             if key in changes:
                 row[key] = changes[key]
         if "pmks" in changes:
-            row["pmks"] = json.dumps(changes["pmks"])
+            row["pmks"] = _json_text(changes["pmks"])
         if "no_kk" in changes:
             row["no_kk_masked"] = mask_identifier(changes["no_kk"])
         members = changes.get("members")
@@ -456,19 +471,15 @@ class HouseholdStatusProjection(Projection):
                 niks=[m["nik"] for m in members] if members is not None else None,
                 no_kk=changes.get("no_kk"),
             )
-        row["last_proposal_id"] = str(event.proposal_id)
-        row.update(self._touched(event, notification_id))
+        self._touch(row, event, notification_id)
 
     def _removed(
         self, conn: Connection, event: Any, notification_id: int, household_id: str
     ) -> None:
         row = self._row(household_id)
-        row.update(
-            status="removed",
-            removal_reason=event.reason,
-            last_proposal_id=str(event.proposal_id),
-            **self._touched(event, notification_id),
-        )
+        row["status"] = "removed"
+        row["removal_reason"] = event.reason
+        self._touch(row, event, notification_id)
         self._place(row["scope"], household_id, None)
 
     def _programmes_changed(
@@ -481,8 +492,7 @@ class HouseholdStatusProjection(Projection):
         else:
             programmes.discard(event.programme)
         row["programmes"] = sorted(programmes)
-        row["last_proposal_id"] = str(event.proposal_id)
-        row.update(self._touched(event, notification_id))
+        self._touch(row, event, notification_id)
 
     def _version_published(
         self, conn: Connection, event: Any, notification_id: int, household_id: None
