@@ -13,12 +13,14 @@ library's mapper, so the result is always the mapper's result.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID, SafeUUID
 
 import orjson
 from eventsourcing.persistence import (
+    DatetimeAsISO,
     JSONTranscoder,
     Mapper,
     Notification,
@@ -35,10 +37,23 @@ def _uuid_from_hex(data: str) -> UUID:
     (a catch-up revives a proposal id per event); anything else goes to UUID()."""
     if len(data) != 32 or not (data.isascii() and data.isalnum()):
         return UUID(data)  # braces, "urn:uuid:", and what int() alone would read
-    value = object.__new__(UUID)
-    object.__setattr__(value, "int", int(data, 16))
-    object.__setattr__(value, "is_safe", SafeUUID.unknown)
+    value = _new(UUID)
+    _set(value, "int", int(data, 16))
+    _set(value, "is_safe", _UNKNOWN)
     return value
+
+
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
+
+
+#: What revives the values of these transcodings, the same as their decode() without
+#: its checks (datetime.fromisoformat refuses what is not a string by itself).
+_FASTER: dict[type, Callable[[str], Any]] = {
+    UUIDAsHex: _uuid_from_hex,
+    DatetimeAsISO: datetime.fromisoformat,
+}
 
 
 class EventDecoder:
@@ -50,7 +65,7 @@ class EventDecoder:
         #: Only the library's JSON transcoder is understood; any other goes by the mapper.
         self._fast = isinstance(transcoder, JSONTranscoder)
         self._revivers = {
-            name: _uuid_from_hex if type(t) is UUIDAsHex else t.decode
+            name: _FASTER.get(type(t), t.decode)
             for name, t in getattr(transcoder, "names", {}).items()
         }
         self._classes: dict[str, type | None] = {}

@@ -297,6 +297,8 @@ class HouseholdStatusProjection(Projection):
             row = self._rows[household_id]
             row["deprivations"] = deprivation_count(row["indicators"])
             row["is_poor"] = row["deprivations"] >= POOR_HOUSEHOLD_THRESHOLD
+            if self._rescore_all:  # every row in memory is scored anyway, and not placed
+                continue
             row.update(self._scored(conn, row["indicators"], row["member_count"]))
             if row["score"] is not None and row["status"] == "active":
                 self._place(row["scope"], household_id, row["score"])
