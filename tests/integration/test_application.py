@@ -26,7 +26,7 @@ from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, Proposa
 from slrt.domain.receipt import IdempotencyKeyReused
 from slrt.domain.sla import SlaPolicy
 from slrt.domain.windows import OutsideSubmissionWindow
-from slrt.persistence.postgres import AuditedPostgresApplicationRecorder
+from slrt.persistence.postgres import AuditedPostgresApplicationRecorder, partition_hash
 from slrt.projections import base as projections_base
 from slrt.projections import score_log
 from slrt.projections.base import advance_position, projection_versions, rebuild_lock_key
@@ -895,7 +895,7 @@ class TestOnPostgres(ApplicationScenarios):
     @staticmethod
     def _partition_of(runtime: Runtime, household_id: UUID) -> int:
         with runtime.engine.connect() as conn:
-            statement = text("SELECT (hashtext(:id) & 2147483647) % 2")
+            statement = text(f"SELECT {partition_hash(':id')} % 2")
             return int(conn.execute(statement, {"id": str(household_id)}).scalar_one())
 
     @staticmethod

@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     tuple_,
     update,
@@ -43,6 +44,7 @@ from slrt.domain.household import deprivation_count
 from slrt.domain.ranking import ScopeRanking
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
 from slrt.domain.scoring import ModelVersion, ScoringModel
+from slrt.persistence.postgres import partition_hash
 from slrt.projections.base import Projection
 from slrt.projections.regions import inside
 
@@ -560,7 +562,7 @@ class HouseholdStatusProjection(Projection):
         )
         if self._partition is not None:  # its own households (as the log is partitioned)
             partition, partitions = self._partition
-            hashed = func.hashtext(household_status.c.household_id).op("&")(2147483647)
+            hashed = literal_column(partition_hash("household_status.household_id"))
             query = query.where(hashed % partitions == partition)
         rows = conn.execute(query).all()
         updates = [
