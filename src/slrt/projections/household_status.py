@@ -562,7 +562,7 @@ class HouseholdStatusProjection(Projection):
         )
         if self._partition is not None:  # its own households (as the log is partitioned)
             partition, partitions = self._partition
-            hashed = literal_column(partition_hash("household_status.household_id"))
+            hashed: Any = literal_column(partition_hash("household_status.household_id"))
             query = query.where(hashed % partitions == partition)
         rows = conn.execute(query).all()
         updates = [
