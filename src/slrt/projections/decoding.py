@@ -30,6 +30,10 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import resolve_topic
 
 _TYPED = b'"_type_"'
+#: Bound once: _uuid_from_hex runs once per event in a catch-up.
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
 
 
 def _uuid_from_hex(data: str) -> UUID:
@@ -41,11 +45,6 @@ def _uuid_from_hex(data: str) -> UUID:
     _set(value, "int", int(data, 16))
     _set(value, "is_safe", _UNKNOWN)
     return value
-
-
-_new = object.__new__
-_set = object.__setattr__
-_UNKNOWN = SafeUUID.unknown
 
 
 #: What revives the values of these transcodings, the same as their decode() without

@@ -334,8 +334,8 @@ class HouseholdStatusProjection(Projection):
         rows = []
         for row in new + [self._rows[h] for h in changed]:
             values = [row[c] for c in columns]
-            values[at["indicators"]] = orjson.dumps(row["indicators"]).decode()
-            values[at["programmes"]] = orjson.dumps(row["programmes"]).decode()
+            values[at["indicators"]] = _json_text(row["indicators"])
+            values[at["programmes"]] = _json_text(row["programmes"])
             rows.append(tuple(values))
         bulk_insert(conn, household_status, columns, rows)
         replaced = sorted(self._lookups)
@@ -413,7 +413,7 @@ class HouseholdStatusProjection(Projection):
         self, conn: Connection, event: Any, notification_id: int, household_id: str
     ) -> None:
         data = event.data
-        self._rows[household_id] = {
+        row = self._rows[household_id] = {
             "household_id": household_id,
             "region": data["region"],
             "kecamatan": data["region"][:8],
@@ -433,7 +433,7 @@ class HouseholdStatusProjection(Projection):
             "registered_at": event.timestamp,
             "source": event.source,
         }
-        self._touch(self._rows[household_id], event, notification_id)
+        self._touch(row, event, notification_id)
         self._new.add(household_id)
         self._unscored.add(household_id)  # deprivations, score and place: end of batch
         self._index_identifiers(
