@@ -147,6 +147,14 @@ _HANDLED = {
 }
 
 
+#: Columns a batch keeps parsed in its rows (JSON text in the table), and the others,
+#: written as they are (taken from a row in one call: a catch-up writes 100,000 rows).
+_KEPT_PARSED = ("indicators", "programmes")
+_STORED_AS_IS_COLUMNS = tuple(
+    c.name for c in household_status.columns if c.name not in _KEPT_PARSED
+)
+_STORED_AS_IS = itemgetter(*_STORED_AS_IS_COLUMNS)
+
 _OF_HOUSEHOLDS = frozenset(k for k in _HANDLED if k.startswith("Household."))
 #: An event waiting to be applied: its handler's name, the event, its notification id,
 #: and the household's id as text (None for a model publication).
@@ -318,8 +326,8 @@ class HouseholdStatusProjection(Projection):
                 select(household_status).where(among(conn, household_status.c.household_id, chunk))
             ):
                 loaded = dict(row._mapping)
-                loaded["indicators"] = orjson.loads(loaded["indicators"])
-                loaded["programmes"] = orjson.loads(loaded["programmes"])
+                for column in _KEPT_PARSED:
+                    loaded[column] = orjson.loads(loaded[column])
                 self._rows[row.household_id] = loaded
 
     def _flush_rows(self, conn: Connection) -> None:
@@ -330,16 +338,13 @@ class HouseholdStatusProjection(Projection):
             conn.execute(
                 delete(household_status).where(among(conn, household_status.c.household_id, chunk))
             )
-        columns = [c.name for c in household_status.columns]
-        at = {name: i for i, name in enumerate(columns)}
-        rows = []
-        for row in new + [self._rows[h] for h in changed]:
-            values = [row[c] for c in columns]
-            values[at["indicators"]] = _json_text(row["indicators"])
-            values[at["programmes"]] = _json_text(row["programmes"])
-            rows.append(tuple(values))
-        bulk_insert(conn, household_status, columns, rows)
-        replaced = sorted(self._lookups)
+        rows = [
+            (*_STORED_AS_IS(row), _json_text(row["indicators"]), _json_text(row["programmes"]))
+            for row in new + [self._rows[h] for h in changed]
+        ]
+        columns = (*_STORED_AS_IS_COLUMNS, *_KEPT_PARSED)
+        bulk_insert(conn, household_status, columns, rows, binary=True)
+        replaced = list(self._lookups)
         for kind in ("nik", "kk"):
             # A household registered in this batch has no stored look-ups to replace.
             hids = [h for h, k in replaced if k == kind and h not in self._new]
@@ -365,6 +370,7 @@ class HouseholdStatusProjection(Projection):
                 ),
                 key=itemgetter(0),
             ),
+            binary=True,
         )
 
     # -- events -------------------------------------------------------------------
@@ -528,7 +534,7 @@ class HouseholdStatusProjection(Projection):
         if len(hids) > len(ranking) // 4:
             conn.execute(delete(household_ranking).where(household_ranking.c.scope == scope))
             rows = [(h, scope, s, d) for h, (s, d) in ranking.rows().items()]
-            bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows)
+            bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows, binary=True)
             return
         ordered = sorted(hids)
         for start in range(0, len(ordered), 5000):
@@ -546,6 +552,7 @@ class HouseholdStatusProjection(Projection):
                 for hid in ordered
                 if (score := ranking.score_of(hid)) is not None
             ],
+            binary=True,
         )
 
     def _record_population(self, conn: Connection, scope: str, population: int) -> None:
