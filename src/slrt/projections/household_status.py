@@ -527,13 +527,20 @@ class HouseholdStatusProjection(Projection):
         self._rescore_all = True
 
     def _write_ranking(
-        self, conn: Connection, scope: str, ranking: ScopeRanking, hids: set[str]
+        self,
+        conn: Connection,
+        scope: str,
+        ranking: ScopeRanking,
+        hids: set[str],
+        wanted: dict[str, tuple[float, int]] | None = None,
     ) -> None:
-        """Rewrites these households' ranking rows from the scope's ranking in memory;
-        when they are many, the scope's rows are replaced in bulk (one COPY)."""
+        """Rewrites these households' ranking rows from the scope's ranking in memory
+        (`wanted`: its rows, if the caller has them); when they are many, the scope's
+        rows are replaced in bulk (one COPY)."""
         if len(hids) > len(ranking) // 4:
             conn.execute(delete(household_ranking).where(household_ranking.c.scope == scope))
-            rows = [(h, scope, s, d) for h, (s, d) in ranking.rows().items()]
+            wanted = ranking.rows() if wanted is None else wanted
+            rows = [(h, scope, s, d) for h, (s, d) in wanted.items()]
             bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows, binary=True)
             return
         ordered = sorted(hids)
@@ -614,7 +621,7 @@ class HouseholdStatusProjection(Projection):
         changed = {h for h, row in wanted.items() if stored.get(h) != row} | (
             stored.keys() - wanted.keys()
         )
-        self._write_ranking(conn, scope, ranking, changed)
+        self._write_ranking(conn, scope, ranking, changed, wanted)
         self._record_population(conn, scope, len(ranking))
 
 
