@@ -30,6 +30,8 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import resolve_topic
 
 _TYPED = b'"_type_"'
+#: A topic not looked up yet (None is a topic only the mapper decodes).
+_UNSEEN: Any = object()
 #: Bound once: _uuid_from_hex runs once per event in a catch-up.
 _new = object.__new__
 _set = object.__setattr__
@@ -68,6 +70,9 @@ class EventDecoder:
             for name, t in getattr(transcoder, "names", {}).items()
         }
         self._classes: dict[str, type | None] = {}
+        #: Read once: decode runs once per event of a catch-up.
+        self._cipher = mapper.cipher
+        self._compressor = mapper.compressor
         #: How many events went through the library's mapper (the slow way).
         self.fallbacks = 0
 
@@ -86,14 +91,16 @@ class EventDecoder:
         return self.mapper.to_domain_event(notification)
 
     def decode(self, notification: Notification) -> Any:
-        cls = self._class(notification.topic) if self._fast else None
+        cls = self._classes.get(notification.topic, _UNSEEN) if self._fast else None
+        if cls is _UNSEEN:
+            cls = self._class(notification.topic)
         if cls is None:
             return self._by_mapper(notification)
         state = notification.state
-        if self.mapper.cipher:
-            state = self.mapper.cipher.decrypt(state)
-        if self.mapper.compressor:
-            state = self.mapper.compressor.decompress(state)
+        if self._cipher:
+            state = self._cipher.decrypt(state)
+        if self._compressor:
+            state = self._compressor.decompress(state)
         try:
             values: dict[str, Any] = orjson.loads(state)
         except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
@@ -101,9 +108,10 @@ class EventDecoder:
         typed = state.count(_TYPED)
         if typed:
             revived = 0
+            revivers = self._revivers
             for key, value in values.items():
                 if type(value) is dict and len(value) == 2 and "_type_" in value:
-                    reviver = self._revivers.get(value["_type_"])
+                    reviver = revivers.get(value["_type_"])
                     if reviver is None or "_data_" not in value:
                         return self._by_mapper(notification)
                     values[key] = reviver(value["_data_"])
