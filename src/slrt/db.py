@@ -88,12 +88,14 @@ def bulk_insert(
     conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
-#: The PostgreSQL type of each column of (table, columns), for a binary COPY.
-_COLUMN_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+#: The PostgreSQL type of each column, for a binary COPY: by database (a type of its
+#: own has an oid of its own there), table and columns.
+_COLUMN_TYPES: dict[tuple[str, int, str, str, tuple[str, ...]], list[int]] = {}
 
 
 def _column_types(raw: Any, table: str, columns: tuple[str, ...]) -> list[int]:
-    types = _COLUMN_TYPES.get((table, columns))
+    key = (raw.info.host, raw.info.port, raw.info.dbname, table, columns)
+    types = _COLUMN_TYPES.get(key)
     if types is None:
         found = dict(
             raw.execute(
@@ -102,7 +104,7 @@ def _column_types(raw: Any, table: str, columns: tuple[str, ...]) -> list[int]:
                 (table,),
             ).fetchall()
         )
-        types = _COLUMN_TYPES[(table, columns)] = [int(found[c]) for c in columns]
+        types = _COLUMN_TYPES[key] = [int(found[c]) for c in columns]
     return types
 
 
