@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from multiprocessing import connection
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -120,11 +121,15 @@ def wait_for(children: Sequence[BaseProcess], stopping: threading.Event) -> None
     the rebuild cannot finish: the others are ended too."""
     while any(child.is_alive() for child in children):
         failed = any(child.exitcode not in (None, 0) for child in children)
-        if failed or stopping.wait(0.2):
+        if failed or stopping.is_set():
             for child in children:
                 child.terminate()
             for child in children:
                 child.join()
+            break
+        # Woken as soon as a child ends (its sentinel), or after a moment to look at
+        # `stopping`: the rebuild's last step starts when the last partition is done.
+        connection.wait([c.sentinel for c in children if c.is_alive()], timeout=0.2)
 
 
 @contextmanager
