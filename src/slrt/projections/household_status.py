@@ -41,7 +41,7 @@ from sqlalchemy import (
 
 from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata
 from slrt.domain.household import deprivation_count
-from slrt.domain.ranking import ScopeRanking
+from slrt.domain.ranking import ScopeRanking, desil
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
 from slrt.domain.scoring import ModelVersion, ScoringModel
 from slrt.persistence.postgres import partition_hash
@@ -176,8 +176,12 @@ _HANDLED = {
 #: Columns a batch keeps parsed in its rows (JSON text in the table), and the others,
 #: written as they are (taken from a row in one call: a catch-up writes 100,000 rows).
 _KEPT_PARSED = ("indicators", "programmes")
+#: Kept as the event's UUID (or as the text loaded from the table) and written as text:
+#: once per row at the end of the batch, not once per event (UUID.__str__ is Python
+#: code, ~4 % of a catch-up when called for every event).
+_KEPT_AS_ID = "last_proposal_id"
 _STORED_AS_IS_COLUMNS = tuple(
-    c.name for c in household_status.columns if c.name not in _KEPT_PARSED
+    c.name for c in household_status.columns if c.name not in (*_KEPT_PARSED, _KEPT_AS_ID)
 )
 _STORED_AS_IS = itemgetter(*_STORED_AS_IS_COLUMNS)
 
@@ -240,10 +244,31 @@ class HouseholdStatusProjection(Projection):
         self._partition = (partition, partitions)
 
     def finish_rebuild(self, conn: Connection) -> None:
-        """Ranks every scope from the rows all the partitions wrote."""
+        """Ranks every scope from the rows all the partitions wrote. The partitions write
+        no ranking rows, so every scope's are written here at once, in rank order, from
+        one read of the scores (not scope by scope through `rerank`, which compares
+        with the rows stored before: 0.3-0.4 s of 1.5 s for 100,000 households)."""
         self.reset_cache()
+        conn.execute(delete(household_ranking))
+        conn.execute(delete(ranking_scopes))
+        by_scope: dict[str, list[tuple[float, str]]] = {}
+        for scope, household_id, score in conn.execute(
+            select(
+                household_status.c.scope, household_status.c.household_id, household_status.c.score
+            ).where(household_status.c.status == "active", household_status.c.score.is_not(None))
+        ):
+            by_scope.setdefault(scope, []).append((score, household_id))
+        rows = []
+        for scope, ordered in sorted(by_scope.items()):
+            ordered.sort()  # rank 1 the poorest; equal scores by household id
+            population = len(ordered)
+            rows += [
+                (household_id, scope, score, desil(rank, population))
+                for rank, (score, household_id) in enumerate(ordered, 1)
+            ]
+        bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows, binary=True)
         for scope in self._scopes(conn):
-            self.rerank(conn, scope)
+            self._record_population(conn, scope, len(by_scope.get(scope, ())))
 
     def reset_cache(self) -> None:
         """Forget what is kept in memory (after a rollback, or another worker's batch)."""
@@ -366,10 +391,15 @@ class HouseholdStatusProjection(Projection):
                 delete(household_status).where(among(conn, household_status.c.household_id, chunk))
             )
         rows = [
-            (*_STORED_AS_IS(row), _json_text(row["indicators"]), _json_text(row["programmes"]))
+            (
+                *_STORED_AS_IS(row),
+                _json_text(row["indicators"]),
+                _json_text(row["programmes"]),
+                None if (proposal_id := row[_KEPT_AS_ID]) is None else str(proposal_id),
+            )
             for row in new + [self._rows[h] for h in changed]
         ]
-        columns = (*_STORED_AS_IS_COLUMNS, *_KEPT_PARSED)
+        columns = (*_STORED_AS_IS_COLUMNS, *_KEPT_PARSED, _KEPT_AS_ID)
         bulk_insert(conn, household_status, columns, rows, binary=True)
         for kind in ("nik", "kk"):
             # A household registered in this batch has no stored look-ups to replace.
@@ -435,8 +465,7 @@ class HouseholdStatusProjection(Projection):
         row["last_event_at"] = event.timestamp
         row["last_notification_id"] = notification_id
         row["version"] = event.originator_version
-        proposal_id = event.proposal_id
-        row["last_proposal_id"] = str(proposal_id) if proposal_id else None
+        row[_KEPT_AS_ID] = event.proposal_id  # a UUID or None; text when written
 
     def _index_identifiers(
         self, household_id: str, *, niks: list[str] | None, no_kk: str | None
