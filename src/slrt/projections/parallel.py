@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from multiprocessing import connection
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing import connection
 from multiprocessing.process import BaseProcess
 
 import structlog
