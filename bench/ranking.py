@@ -63,6 +63,8 @@ def fill(engine: Engine, households: int) -> list[str]:
             "last_event_at": now,
             "last_notification_id": i,
             "version": 1,
+            "nik_hashes": "",
+            "kk_hash": "",
         }
         for i, hid in enumerate(ids)
     ]

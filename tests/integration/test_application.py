@@ -35,6 +35,7 @@ from slrt.projections.household_status import (
     get_household_status,
     household_ranking,
     household_status,
+    list_households,
 )
 from slrt.projections.parallel import rebuild_in_processes
 from slrt.projections.proposal_list import proposal_list
@@ -49,6 +50,7 @@ from tests.builders import (
     default_model,
     household,
     indicators,
+    nik,
 )
 from tests.conftest import Clock
 
@@ -145,6 +147,60 @@ class ApplicationScenarios:
         assert row["score"] is not None
         assert (row["rank"], row["desil"], row["population"]) == (1, 1, 1)
         assert row["is_poor"] is True
+
+    @staticmethod
+    def found(runtime: Runtime, number: str) -> set[str]:
+        """The households a search for this NIK or No. KK finds."""
+        runtime.catch_up()
+        with runtime.engine.connect() as conn:
+            _, rows = list_households(
+                conn,
+                lookup_key=lookup_key(runtime.settings),
+                region=None,
+                desil=None,
+                status=None,
+                q=number,
+                limit=10,
+                offset=0,
+            )
+        return {r["household_id"] for r in rows}
+
+    def test_new_members_and_no_kk_replace_exactly_their_households_look_ups(
+        self, runtime: Runtime
+    ) -> None:
+        # A person counted in two households (before the registry is cleaned up).
+        first, second = household(), household()
+        shared = first["members"][1]["nik"] = second["members"][1]["nik"]
+        ids = []
+        for data in (first, second):
+            proposal_id = self.submit(runtime, household=data)
+            self.approve(runtime, proposal_id)
+            self.verify(runtime, proposal_id)
+            ids.append(str(runtime.app.get_proposal(proposal_id).household_id))
+        one, two = ids
+        head = first["members"][0]["nik"]
+        assert self.found(runtime, shared) == {one, two}
+
+        # In a later batch than the registration: the stored look-ups are replaced.
+        moved_in = nik(day=3, female=True)
+        members = [first["members"][0], {**first["members"][1], "nik": moved_in}]
+        new_kk = "6474010101209999"
+        self.through(runtime, "update", UUID(one), changes={"members": members, "no_kk": new_kk})
+        assert self.found(runtime, shared) == {two}
+        assert self.found(runtime, moved_in) == {one}
+        assert self.found(runtime, head) == {one}
+        assert self.found(runtime, first["no_kk"]) == set()
+        assert self.found(runtime, new_kk) == {one}
+        assert self.found(runtime, second["no_kk"]) == {two}
+
+        # Twice in one batch: only the last members are found.
+        later = [nik(day=4, female=True), nik(day=5, female=True)]
+        for number in later:
+            members = [first["members"][0], {**first["members"][1], "nik": number}]
+            self.through(runtime, "update", UUID(one), changes={"members": members})
+        assert [self.found(runtime, n) for n in (moved_in, *later)] == [set(), set(), {one}]
+        assert self.found(runtime, new_kk) == {one}
+        assert self.found(runtime, shared) == {two}
 
     def test_household_events_name_the_proposal_that_caused_them(self, runtime: Runtime) -> None:
         proposal_id = self.submit(runtime)
