@@ -23,6 +23,7 @@ from sqlalchemy import (
     literal,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from slrt.config import Settings
 
@@ -86,6 +87,21 @@ def bulk_insert(
                 copy.write_row(row)
         return
     conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def upsert(conn: Connection, table: Table, key: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Inserts these rows, or updates the stored row with the same `key` (one statement,
+    on PostgreSQL and on SQLite): for a few rows, one round trip instead of a delete and
+    an insert."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={c: statement.excluded[c] for c in rows[0] if c not in key},
+    )
+    conn.execute(statement, rows)
 
 
 #: The PostgreSQL type of each column, for a binary COPY: by database (a type of its

@@ -23,6 +23,7 @@ from slrt.domain.access import Forbidden
 from slrt.domain.common import InvalidInput, NotFound, VersionMismatch
 from slrt.domain.household import HouseholdRemoved
 from slrt.domain.proposal import MissingBeritaAcara, ProposalNotPending, ProposalStatus
+from slrt.domain.ranking import rank_scope
 from slrt.domain.receipt import IdempotencyKeyReused
 from slrt.domain.sla import SlaPolicy
 from slrt.domain.windows import OutsideSubmissionWindow
@@ -201,6 +202,42 @@ class ApplicationScenarios:
         assert [self.found(runtime, n) for n in (moved_in, *later)] == [set(), set(), {one}]
         assert self.found(runtime, new_kk) == {one}
         assert self.found(runtime, shared) == {two}
+
+    @staticmethod
+    def ranking_rows(runtime: Runtime) -> tuple[dict[str, int], dict[str, int]]:
+        """The stored desils, and the desils a full ranking of the stored scores gives."""
+        runtime.catch_up()
+        with runtime.engine.connect() as conn:
+            stored = {
+                h: d
+                for h, d in conn.execute(
+                    select(household_ranking.c.household_id, household_ranking.c.desil)
+                )
+            }
+            scores = conn.execute(
+                select(household_status.c.household_id, household_status.c.score).where(
+                    household_status.c.status == "active"
+                )
+            ).all()
+        return stored, {h: d for h, (_, d) in rank_scope((h, s) for h, s in scores).items()}
+
+    def test_one_households_change_in_a_large_scope_writes_the_ranking_a_full_rank_gives(
+        self, runtime: Runtime
+    ) -> None:
+        # Enough households that one change is placed on its own (ScopeRanking.set_score)
+        # and its few ranking rows are written alone, not the scope's.
+        self.publish_model(runtime)
+        ids = [self.register(runtime, deprived=n % 14, members=1 + n % 3) for n in range(200)]
+        stored, ranked = self.ranking_rows(runtime)
+        assert stored == ranked and len(stored) == 200
+
+        self.through(runtime, "update", ids[5], changes={"indicators": indicators(0)})
+        stored, ranked = self.ranking_rows(runtime)
+        assert stored == ranked
+        self.through(runtime, "update", ids[6], changes={"indicators": indicators(14)})
+        self.through(runtime, "remove", ids[7], reason="moved")
+        stored, ranked = self.ranking_rows(runtime)
+        assert stored == ranked and len(stored) == 199
 
     def test_household_events_name_the_proposal_that_caused_them(self, runtime: Runtime) -> None:
         proposal_id = self.submit(runtime)

@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata
+from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata, upsert
 from slrt.domain.household import deprivation_count
 from slrt.domain.ranking import ScopeRanking, desil
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
@@ -101,6 +101,8 @@ household_ranking = Table(
     Index("household_ranking_desil", "scope", "desil"),
 )
 _RANKING_COLUMNS = ("household_id", "scope", "score", "desil")
+#: Up to this many ranking rows are written by upsert (one statement), more by COPY.
+_FEW = 64
 
 household_lookup = Table(
     "household_lookup",
@@ -242,6 +244,11 @@ class HouseholdStatusProjection(Projection):
         #: Household ids as text, by the id's integer (see _id_text).
         self._id_texts: dict[int, str] = {}
         self._model: ModelVersion | None = None
+        #: Whether _model is what the table holds (None: no version published yet).
+        self._model_read = False
+        #: The (population, model version) this process last wrote to ranking_scopes, by
+        #: scope: a change that moves a household within its scope writes nothing there.
+        self._recorded: dict[str, tuple[int, int | None]] = {}
         #: (partition, partitions) while it is one process of a rebuild (as_partition).
         self._partition: tuple[int, int] | None = None
 
@@ -282,8 +289,10 @@ class HouseholdStatusProjection(Projection):
     def reset_cache(self) -> None:
         """Forget what is kept in memory (after a rollback, or another worker's batch)."""
         self._rankings.clear()
+        self._recorded.clear()
         self._clear_batch()
         self._model = None
+        self._model_read = False
 
     def _clear_batch(self) -> None:
         self._placed.clear()
@@ -450,13 +459,14 @@ class HouseholdStatusProjection(Projection):
     # -- events -------------------------------------------------------------------
 
     def _current_model(self, conn: Connection) -> ModelVersion | None:
-        if self._model is None and self._partition is None:
+        if not self._model_read and self._partition is None:
             row = conn.execute(
                 select(scoring_versions.c.model)
                 .order_by(scoring_versions.c.version.desc())
                 .limit(1)
             ).first()
             self._model = ModelVersion.from_record(json.loads(row[0])) if row else None
+            self._model_read = True
         return self._model
 
     def _scored(
@@ -608,6 +618,7 @@ class HouseholdStatusProjection(Projection):
                 )
             )
         self._model = ModelVersion.from_record(event.model)
+        self._model_read = True
         self._rescore_all = True
 
     def _write_ranking(
@@ -628,6 +639,27 @@ class HouseholdStatusProjection(Projection):
             bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows, binary=True)
             return
         ordered = sorted(hids)
+        if len(ordered) <= _FEW:  # the usual batch: a few households moved
+            ranked = []
+            for hid in ordered:
+                if (score := ranking.score_of(hid)) is not None:
+                    ranked.append(
+                        {
+                            "household_id": hid,
+                            "scope": scope,
+                            "score": score,
+                            "desil": ranking.desils[hid],
+                        }
+                    )
+            upsert(conn, household_ranking, ("household_id",), ranked)
+            if len(ranked) < len(ordered):
+                unranked = [h for h in ordered if ranking.score_of(h) is None]
+                conn.execute(
+                    delete(household_ranking).where(
+                        among(conn, household_ranking.c.household_id, unranked)
+                    )
+                )
+            return
         for start in range(0, len(ordered), 5000):
             conn.execute(
                 delete(household_ranking).where(
@@ -648,13 +680,16 @@ class HouseholdStatusProjection(Projection):
 
     def _record_population(self, conn: Connection, scope: str, population: int) -> None:
         model = self._current_model(conn)
-        model_version = model.version if model else None
+        recorded = (population, model.version if model else None)
+        if self._recorded.get(scope) == recorded:
+            return
         conn.execute(delete(ranking_scopes).where(ranking_scopes.c.scope == scope))
         conn.execute(
             insert(ranking_scopes).values(
-                scope=scope, population=population, model_version=model_version
+                scope=scope, population=population, model_version=recorded[1]
             )
         )
+        self._recorded[scope] = recorded
 
     def _rescore(self, conn: Connection, skip: Collection[str]) -> None:
         """Scores the stored rows (but those in `skip`) with the current model."""
