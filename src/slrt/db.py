@@ -19,7 +19,6 @@ from sqlalchemy import (
     any_,
     create_engine,
     event,
-    insert,
     literal,
     text,
 )
@@ -74,8 +73,8 @@ def bulk_insert(
     an integer column, a str for a text one, and so on."""
     if not rows:
         return
+    raw: Any = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        raw: Any = conn.connection.driver_connection
         statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
         types = _column_types(raw, table.name, tuple(columns)) if binary else None
         if types is not None:
@@ -86,7 +85,21 @@ def bulk_insert(
             for row in rows:
                 copy.write_row(row)
         return
-    conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+    # SQLite: the driver's executemany of the rows as they are, each value through its
+    # column type's bind processor (what an insert() would do): SQLAlchemy's own
+    # executemany builds a parameter dict per row (100,000 ranking rows, alternating
+    # runs: 1.4-1.9 s that way, 1.0-1.6 s this way).
+    dialect = conn.dialect
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    if any(processors):
+        rows = [
+            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
+            for row in rows
+        ]
+    placeholders = ", ".join("?" for _ in columns)
+    raw.executemany(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})", rows
+    )
 
 
 def upsert(conn: Connection, table: Table, key: Sequence[str], rows: list[dict[str, Any]]) -> None:
