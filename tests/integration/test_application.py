@@ -221,7 +221,7 @@ class ApplicationScenarios:
             ).all()
         return stored, {h: d for h, (_, d) in rank_scope((h, s) for h, s in scores).items()}
 
-    def test_one_households_change_in_a_large_scope_writes_the_ranking_a_full_rank_gives(
+    def test_one_change_in_a_large_scope_ranks_as_a_full_ranking_and_the_list_shows_it(
         self, runtime: Runtime
     ) -> None:
         # Enough households that one change is placed on its own (ScopeRanking.set_score)
@@ -238,6 +238,32 @@ class ApplicationScenarios:
         self.through(runtime, "remove", ids[7], reason="moved")
         stored, ranked = self.ranking_rows(runtime)
         assert stored == ranked and len(stored) == 199
+
+        # The list, page by page: poorest first with their ranks, the removed one last.
+        with runtime.engine.connect() as conn:
+            scores = conn.execute(
+                select(household_ranking.c.household_id, household_ranking.c.score)
+            ).all()
+            pages = [
+                list_households(
+                    conn,
+                    lookup_key=lookup_key(runtime.settings),
+                    region=None,
+                    desil=None,
+                    status=None,
+                    q=None,
+                    limit=50,
+                    offset=offset,
+                )
+                for offset in (0, 50, 100, 150)
+            ]
+        ranks = rank_scope((h, s) for h, s in scores)
+        listed = [(r["household_id"], r["rank"], r["desil"]) for _, rows in pages for r in rows]
+        assert {total for total, _ in pages} == {200}
+        assert listed == [
+            *sorted(((h, r, d) for h, (r, d) in ranks.items()), key=lambda x: x[1]),
+            (str(ids[7]), None, None),
+        ]
 
     def test_household_events_name_the_proposal_that_caused_them(self, runtime: Runtime) -> None:
         proposal_id = self.submit(runtime)

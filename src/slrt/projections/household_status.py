@@ -799,9 +799,7 @@ def list_households(
     offset: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Households in a region, poorest first; `q` is a NIK / No. KK or part of a name/address."""
-    query = select(household_status, household_ranking.c.desil, _rank_column()).select_from(
-        _with_ranking()
-    )
+    query = select(household_status.c.household_id).select_from(_with_ranking())
     if region:
         query = query.where(inside(household_status, region))
     if desil is not None:
@@ -821,19 +819,21 @@ def list_households(
                 household_status.c.head_name.ilike(pattern)
                 | household_status.c.address.ilike(pattern)
             )
-    counted = select(func.count()).select_from(
-        query.with_only_columns(household_status.c.household_id).subquery()
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    # The page first, then its rows with their ranks: a rank is counted per row, and
+    # counted in the same query as the offset it was counted for every skipped row too
+    # (the page at offset 5,000 of 100,000 households: 2.3 s).
+    order = (
+        household_ranking.c.household_id.is_(None).label("unranked"),
+        household_status.c.scope.label("scope"),
+        household_ranking.c.score.label("score"),
+        household_status.c.household_id.label("id"),
     )
-    total = conn.execute(counted).scalar_one()
+    page = query.with_only_columns(*order).order_by(*order).limit(limit).offset(offset).subquery()
     rows = conn.execute(
-        query.order_by(
-            household_ranking.c.household_id.is_(None),
-            household_status.c.scope,
-            household_ranking.c.score,
-            household_status.c.household_id,
-        )
-        .limit(limit)
-        .offset(offset)
+        select(household_status, household_ranking.c.desil, _rank_column())
+        .select_from(page.join(_with_ranking(), household_status.c.household_id == page.c.id))
+        .order_by(page.c.unranked, page.c.scope, page.c.score, page.c.id)
     ).all()
     return int(total), [_as_dict(r) for r in rows]
 
