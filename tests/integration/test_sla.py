@@ -13,7 +13,12 @@ from sqlalchemy import select
 from slrt.config import Settings
 from slrt.domain.complaint import ComplaintStatus
 from slrt.domain.sla import SlaPolicyVersion
-from slrt.projections.sla_timers import compliance, sla_timers, timers_started_between
+from slrt.projections.sla_timers import (
+    compliance,
+    list_timers,
+    sla_timers,
+    timers_started_between,
+)
 from slrt.runtime import Runtime
 from slrt.sla_watch import BreachWatcher
 from tests.builders import ADMIN, DESA, FRONT_OFFICE, stricter_sla_rules
@@ -80,6 +85,53 @@ class SlaScenarios:
         self.handle(runtime, complaint_id, "acknowledge", note="Sedang dicek ke e-warung")
         timer = self.timers(runtime, complaint_id)["first_response"]
         assert (timer["state"], timer["elapsed_seconds"]) == ("met", 3600)
+
+    def test_timers_are_listed_page_by_page_in_deadline_order(
+        self, runtime: Runtime, clock: Clock
+    ) -> None:
+        complaints = []
+        for _ in range(5):
+            complaints.append(self.receive(runtime))
+            clock.advance(minutes=10)
+        for complaint_id in complaints[:2]:
+            self.handle(runtime, complaint_id, "acknowledge", note="Sedang dicek")
+        runtime.catch_up()
+
+        def pages(state: str | None) -> tuple[list[str], list[str]]:
+            """Every timer by pages of 3, and all at once."""
+            with runtime.engine.connect() as conn:
+
+                def page(offset: int, limit: int) -> list[str]:
+                    rows = list_timers(
+                        conn,
+                        region=DESA,
+                        now=clock.now,
+                        state=state,
+                        open_only=False,
+                        limit=limit,
+                        offset=offset,
+                    )
+                    return [r["timer_id"] for r in rows]
+
+                return [t for o in range(0, 30, 3) for t in page(o, 3)], page(0, 100)
+
+        for state, count in ((None, 10), ("met", 2), ("on_track", 8)):
+            paged, whole = pages(state)
+            assert paged == whole and len(whole) == len(set(whole)) == count
+        with runtime.engine.connect() as conn:
+            deadlines = [
+                r["deadline"]
+                for r in list_timers(
+                    conn,
+                    region=DESA,
+                    now=clock.now,
+                    state=None,
+                    open_only=False,
+                    limit=100,
+                    offset=0,
+                )
+            ]
+        assert deadlines == sorted(deadlines)
 
     # -- breaches -----------------------------------------------------------------
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Connection, Integer, String, Table, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from slrt.db import UtcDateTime, metadata
 from slrt.domain.reference import kabupaten_of
@@ -23,7 +33,9 @@ complaint_list = Table(
     Column("complaint_type", String(16), nullable=False),
     Column("category", String(32), nullable=False, index=True),
     Column("household_id", String(36), index=True),
-    Column("escalated_to", String(13)),
+    # Indexed: a region's list is its complaints OR those escalated to it, and PostgreSQL
+    # combines the two indexes instead of reading the whole table.
+    Column("escalated_to", String(13), index=True),
     Column("assignee", String(100)),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("last_event", String(64), nullable=False),
