@@ -319,6 +319,35 @@ class InspectionScenarios:
                 for hid in hids:
                     assert_explained_as_by_hand(inspector, hid, start, end, first, last)
 
+    def test_checkpoints_fall_where_one_batch_puts_them_when_applied_command_by_command(
+        self, runtime: Runtime, clock: Clock
+    ) -> None:
+        # The count of log rows since a scope's last checkpoint is kept across batches;
+        # a rebuild in one batch must take its checkpoints at the same events.
+        self.publish(runtime, clock)
+        runtime.catch_up()
+        hids = []
+        for deprived in range(10):
+            hids.append(self.register(runtime, clock, deprived))
+            runtime.catch_up()
+        for n, hid in enumerate(hids * 2):
+            self.update(runtime, clock, hid, (n * 5) % 14)
+            runtime.catch_up()
+        self.update(runtime, clock, hids[0], 7)  # one row after the last checkpoint
+        runtime.catch_up()
+
+        def heads() -> list[tuple[Any, ...]]:
+            with runtime.engine.connect() as conn:
+                table = score_log.score_checkpoint_heads
+                return [tuple(r) for r in conn.execute(table.select().order_by(*table.c))]
+
+        live = heads()
+        assert len(live) >= 3
+        worker = runtime.workers["score_log"]
+        worker.reset()
+        worker.catch_up()
+        assert heads() == live
+
     def test_as_of_now_agrees_with_the_household_status_projection(
         self, runtime: Runtime, clock: Clock, inspector: Inspector
     ) -> None:

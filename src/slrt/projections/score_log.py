@@ -181,6 +181,14 @@ class ScoreLogProjection(Projection):
 
     def __init__(self) -> None:
         self._reset(None)
+        #: per scope: [log rows since its last checkpoint, rows that trigger the next].
+        #: Kept across batches (counting the stored rows again for every batch read up
+        #: to a quarter of the scope's ranked households), forgotten with the cache.
+        self._since: dict[str, list[int]] = {}
+
+    def reset_cache(self) -> None:
+        self._reset(None)
+        self._since.clear()
 
     def _reset(self, conn: Connection | None) -> None:
         # Buffers belong to one batch (one connection); a rolled-back batch's are dropped.
@@ -195,8 +203,6 @@ class ScoreLogProjection(Projection):
         self._buffered: dict[tuple[str, int], dict[str, Any]] = {}
         #: Stored rows whose next_nid this batch sets.
         self._next_links: list[dict[str, Any]] = []
-        #: per scope: [log rows since its last checkpoint, rows that trigger the next]
-        self._since: dict[str, list[int]] = {}
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         if self._conn is not conn:
