@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Integer,
-    String,
-    Table,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Column, Connection, Integer, String, Table, func, insert, select, update
 
 from slrt.db import UtcDateTime, metadata
 from slrt.domain.reference import kabupaten_of
