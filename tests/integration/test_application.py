@@ -264,6 +264,20 @@ class ApplicationScenarios:
             *sorted(((h, r, d) for h, (r, d) in ranks.items()), key=lambda x: x[1]),
             (str(ids[7]), None, None),
         ]
+        with runtime.engine.connect() as conn:  # one desil, a page from its middle
+            _, rows = list_households(
+                conn,
+                lookup_key=lookup_key(runtime.settings),
+                region=None,
+                desil=5,
+                status=None,
+                q=None,
+                limit=7,
+                offset=5,
+            )
+        assert [(r["household_id"], r["rank"], r["desil"]) for r in rows] == sorted(
+            ((h, r, d) for h, (r, d) in ranks.items() if d == 5), key=lambda x: x[1]
+        )[5:12]
 
     def test_household_events_name_the_proposal_that_caused_them(self, runtime: Runtime) -> None:
         proposal_id = self.submit(runtime)
