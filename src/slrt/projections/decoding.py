@@ -77,14 +77,12 @@ class EventDecoder:
         self.fallbacks = 0
 
     def _class(self, topic: str) -> type | None:
-        """The event class, or None where only the mapper may decode it (upcasting)."""
-        try:
-            return self._classes[topic]
-        except KeyError:
-            cls = resolve_topic(topic)
-            fast = getattr(cls, "class_version", 1) == 1
-            self._classes[topic] = cls if fast else None
-            return self._classes[topic]
+        """The event class of a topic not seen yet, or None where only the mapper may
+        decode it (upcasting); remembered for the next events."""
+        cls = resolve_topic(topic)
+        fast = getattr(cls, "class_version", 1) == 1
+        self._classes[topic] = cls if fast else None
+        return self._classes[topic]
 
     def _by_mapper(self, notification: Notification) -> Any:
         self.fallbacks += 1

@@ -41,7 +41,7 @@ from sqlalchemy import (
 
 from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata, upsert
 from slrt.domain.household import deprivation_count
-from slrt.domain.ranking import ScopeRanking, desil
+from slrt.domain.ranking import ScopeRanking, rank_scope
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
 from slrt.domain.scoring import ModelVersion, ScoringModel
 from slrt.persistence.postgres import partition_hash
@@ -267,21 +267,17 @@ class HouseholdStatusProjection(Projection):
         self.reset_cache()
         conn.execute(delete(household_ranking))
         conn.execute(delete(ranking_scopes))
-        by_scope: dict[str, list[tuple[float, str]]] = {}
+        by_scope: dict[str, dict[str, float]] = {}
         for scope, household_id, score in conn.execute(
             select(
                 household_status.c.scope, household_status.c.household_id, household_status.c.score
             ).where(household_status.c.status == "active", household_status.c.score.is_not(None))
         ):
-            by_scope.setdefault(scope, []).append((score, household_id))
+            by_scope.setdefault(scope, {})[household_id] = score
         rows = []
-        for scope, ordered in sorted(by_scope.items()):
-            ordered.sort()  # rank 1 the poorest; equal scores by household id
-            population = len(ordered)
-            rows += [
-                (household_id, scope, score, desil(rank, population))
-                for rank, (score, household_id) in enumerate(ordered, 1)
-            ]
+        for scope, scores in sorted(by_scope.items()):
+            ranked = rank_scope(scores.items())  # in rank order
+            rows += [(hid, scope, scores[hid], desil) for hid, (_, desil) in ranked.items()]
         bulk_insert(conn, household_ranking, _RANKING_COLUMNS, rows, binary=True)
         for scope in self._scopes(conn):
             self._record_population(conn, scope, len(by_scope.get(scope, ())))
@@ -640,20 +636,17 @@ class HouseholdStatusProjection(Projection):
             return
         ordered = sorted(hids)
         if len(ordered) <= _FEW:  # the usual batch: a few households moved
-            ranked = []
+            ranked, unranked = [], []
             for hid in ordered:
-                if (score := ranking.score_of(hid)) is not None:
+                if (score := ranking.score_of(hid)) is None:
+                    unranked.append(hid)
+                else:
+                    desil = ranking.desils[hid]
                     ranked.append(
-                        {
-                            "household_id": hid,
-                            "scope": scope,
-                            "score": score,
-                            "desil": ranking.desils[hid],
-                        }
+                        {"household_id": hid, "scope": scope, "score": score, "desil": desil}
                     )
             upsert(conn, household_ranking, ("household_id",), ranked)
-            if len(ranked) < len(ordered):
-                unranked = [h for h in ordered if ranking.score_of(h) is None]
+            if unranked:
                 conn.execute(
                     delete(household_ranking).where(
                         among(conn, household_ranking.c.household_id, unranked)
@@ -848,7 +841,6 @@ def _page_ranks(conn: Connection, households: list[dict[str, Any]]) -> None:
     keys: dict[str, list[tuple[float, str]]] = {}
     for household in households:
         score = household.pop("ranked_score")
-        household["rank"] = None
         if score is not None:
             keys.setdefault(household["scope"], []).append((score, household["household_id"]))
     ranks: dict[str, int] = {}
@@ -866,8 +858,7 @@ def _page_ranks(conn: Connection, households: list[dict[str, Any]]) -> None:
         )
         ranks.update((hid, before + n) for n, (hid,) in enumerate(between, 1))
     for household in households:
-        if household["household_id"] in ranks:
-            household["rank"] = ranks[household["household_id"]]
+        household["rank"] = ranks.get(household["household_id"])
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
