@@ -150,21 +150,31 @@ class ApplicationScenarios:
         assert row["is_poor"] is True
 
     @staticmethod
-    def found(runtime: Runtime, number: str) -> set[str]:
-        """The households a search for this NIK or No. KK finds."""
-        runtime.catch_up()
+    def listed(
+        runtime: Runtime,
+        *,
+        q: str | None = None,
+        desil: int | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The household list, as GET /households gives it (every region and status)."""
         with runtime.engine.connect() as conn:
-            _, rows = list_households(
+            return list_households(
                 conn,
                 lookup_key=lookup_key(runtime.settings),
                 region=None,
-                desil=None,
+                desil=desil,
                 status=None,
-                q=number,
-                limit=10,
-                offset=0,
+                q=q,
+                limit=limit,
+                offset=offset,
             )
-        return {r["household_id"] for r in rows}
+
+    def found(self, runtime: Runtime, number: str) -> set[str]:
+        """The households a search for this NIK or No. KK finds."""
+        runtime.catch_up()
+        return {r["household_id"] for r in self.listed(runtime, q=number)[1]}
 
     def test_new_members_and_no_kk_replace_exactly_their_households_look_ups(
         self, runtime: Runtime
@@ -244,19 +254,7 @@ class ApplicationScenarios:
             scores = conn.execute(
                 select(household_ranking.c.household_id, household_ranking.c.score)
             ).all()
-            pages = [
-                list_households(
-                    conn,
-                    lookup_key=lookup_key(runtime.settings),
-                    region=None,
-                    desil=None,
-                    status=None,
-                    q=None,
-                    limit=50,
-                    offset=offset,
-                )
-                for offset in (0, 50, 100, 150)
-            ]
+        pages = [self.listed(runtime, limit=50, offset=offset) for offset in (0, 50, 100, 150)]
         ranks = rank_scope((h, s) for h, s in scores)
         listed = [(r["household_id"], r["rank"], r["desil"]) for _, rows in pages for r in rows]
         assert {total for total, _ in pages} == {200}
@@ -264,17 +262,7 @@ class ApplicationScenarios:
             *sorted(((h, r, d) for h, (r, d) in ranks.items()), key=lambda x: x[1]),
             (str(ids[7]), None, None),
         ]
-        with runtime.engine.connect() as conn:  # one desil, a page from its middle
-            _, rows = list_households(
-                conn,
-                lookup_key=lookup_key(runtime.settings),
-                region=None,
-                desil=5,
-                status=None,
-                q=None,
-                limit=7,
-                offset=5,
-            )
+        _, rows = self.listed(runtime, desil=5, limit=7, offset=5)  # from the middle of one desil
         assert [(r["household_id"], r["rank"], r["desil"]) for r in rows] == sorted(
             ((h, r, d) for h, (r, d) in ranks.items() if d == 5), key=lambda x: x[1]
         )[5:12]
