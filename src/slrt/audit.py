@@ -88,6 +88,9 @@ class VerificationReport:
     #: Events after the last anchor: evidenced by their chains only.
     unanchored_events: int = 0
     findings: list[Finding] = field(default_factory=list)
+    #: Set when only these aggregates' chains were checked (`verify_chains`), not the
+    #: whole log against its anchors.
+    aggregates: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,17 +100,7 @@ class VerificationReport:
         return {"ok": self.ok, **asdict(self)}
 
     def render(self) -> str:
-        lines = [
-            f"audit of {self.scope}: {self.events} events, {self.hash_records} hash records, "
-            f"{self.anchors} anchor(s)",
-        ]
-        if self.anchored_up_to is not None:
-            lines.append(
-                f"  anchored up to notification {self.anchored_up_to}; "
-                f"{self.unanchored_events} later events are evidenced by their chains only"
-            )
-        elif self.events and not self.anchors:
-            lines.append("  no anchor yet: run `slrt audit anchor` to anchor the log")
+        lines = self._scope_lines()
         if self.ok:
             lines.append("OK: no event was altered, removed, inserted or reordered")
             return "\n".join(lines)
@@ -119,6 +112,29 @@ class VerificationReport:
             where = ", ".join(parts)
             lines.append(f"  {f.kind.upper():<9} {where}: {f.detail}")
         return "\n".join(lines)
+
+    def _scope_lines(self) -> list[str]:
+        if self.aggregates is not None:
+            return [
+                f"audit of {self.aggregates} record(s) in {self.scope}: {self.events} events, "
+                f"{self.hash_records} hash records, each event checked against its hash "
+                "record and its record's chain",
+                "  only a verification of the whole log against its anchors (`slrt audit "
+                "verify`) shows hash records rewritten together with their events, or a "
+                "record's latest events removed together with their hash records",
+            ]
+        lines = [
+            f"audit of {self.scope}: {self.events} events, {self.hash_records} hash records, "
+            f"{self.anchors} anchor(s)",
+        ]
+        if self.anchored_up_to is not None:
+            lines.append(
+                f"  anchored up to notification {self.anchored_up_to}; "
+                f"{self.unanchored_events} later events are evidenced by their chains only"
+            )
+        elif self.events and not self.anchors:
+            lines.append("  no anchor yet: run `slrt audit anchor` to anchor the log")
+        return lines
 
 
 def audited_recorder(app: Application[Any]) -> AuditedRecorder:
@@ -206,6 +222,28 @@ def verify_recorder(
     report = VerificationReport(scope=recorder.events_table_name, anchors=len(anchors))
     events = _notifications(recorder, batch_size)
     records = _hash_records(recorder, start=None, batch_size=batch_size)
+    return _verified(verifier, events, records, report)
+
+
+def verify_chains(recorder: AuditedRecorder, originator_ids: Sequence[UUID]) -> VerificationReport:
+    """Checks every event of these aggregates against its hash record, and every link
+    of their chains, as `verify_recorder` does for the whole log, without the anchors:
+    it reads only these aggregates' rows (a dossier's records), where the whole log
+    is every event ever stored. See the report's text for what only anchors show."""
+    ids = list(dict.fromkeys(originator_ids))
+    events, records = recorder.select_chains(ids)
+    report = VerificationReport(scope=recorder.events_table_name, aggregates=len(ids))
+    return _verified(_Verifier((), ()), iter(events), iter(records), report)
+
+
+def _verified(
+    verifier: _Verifier,
+    events: Iterator[Notification],
+    records: Iterator[HashRecord],
+    report: VerificationReport,
+) -> VerificationReport:
+    """Merges events and hash records (each in notification order) through the
+    verifier and fills the report."""
     event, record = next(events, None), next(records, None)
     while event is not None or record is not None:
         if record is None or (event is not None and event.id < record.notification_id):

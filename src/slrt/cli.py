@@ -379,7 +379,7 @@ def _inspect(settings: Settings, args: argparse.Namespace) -> int:
             as_of=[_instant(t) for t in args.as_of],
             start=_instant(args.start) if args.start else None,
             end=_instant(args.end) if args.end else None,
-            verify=not args.no_verify,
+            verify="none" if args.no_verify else args.verify,
         )
         Path(args.out).write_text(html, encoding="utf-8")
         print(f"wrote {args.out} ({len(html)} bytes)")
@@ -505,6 +505,13 @@ def parser() -> argparse.ArgumentParser:
     dossier.add_argument("--to", dest="end", metavar="T2", help="end of the period")
     dossier.add_argument("--out", default="dossier.html")
     dossier.add_argument("--inspector", help="user id of the inspector (recorded as the reader)")
+    dossier.add_argument(
+        "--verify",
+        choices=["records", "store"],
+        default="records",
+        help="check the hash chains of the dossier's own records (default), or the whole "
+        "store against its anchors (reads every event)",
+    )
     dossier.add_argument("--no-verify", action="store_true", help="skip the hash chain check")
     dossier.set_defaults(run=_inspect)
     return root

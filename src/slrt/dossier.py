@@ -34,9 +34,10 @@ def build_dossier(
     as_of: list[datetime],
     start: datetime | None,
     end: datetime | None,
-    verify: bool = True,
+    verify: str = "records",
 ) -> str:
-    """Renders the dossier. Reads only; the caller records the inspection."""
+    """Renders the dossier. Reads only; the caller records the inspection. `verify`:
+    one of `VERIFY_SCOPES` (the dossier's own records, the whole store, or none)."""
     now = inspector.runtime.app.clock()
     household = inspector.runtime.app.get_household(household_id)
     explain_from = start or household.created_on
@@ -44,11 +45,7 @@ def build_dossier(
     timeline = inspector.timeline(household_id, start=start, end=end)
     history = inspector.rank_history(household_id, start, end)
     explanation = inspector.rank_explanation(household_id, explain_from, end, limit=50)
-    verification = (
-        verification_result(inspector.runtime.settings)
-        if verify
-        else {"available": False, "text": "not requested"}
-    )
+    verification = verification_result(inspector, household_id, verify)
     parts = [
         "<!DOCTYPE html><html lang='id'><head><meta charset='utf-8'>",
         f"<title>Dossier {escape(str(household_id))}</title><style>{_STYLE}</style></head><body>",

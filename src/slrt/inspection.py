@@ -12,7 +12,6 @@ notification (active and scored), ordered by (score, household id).
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import Connection
 
+from slrt import audit
 from slrt.domain.common import InvalidInput, NotFound
 from slrt.domain.household import Household
 from slrt.domain.reference import kabupaten_of, mask_identifier, region_name, region_timezone
@@ -108,6 +108,13 @@ class Inspector:
             except (AggregateNotFoundError, ValueError):
                 cache[proposal_id] = None
         return cache[proposal_id]
+
+    def records(self, household_id: UUID) -> list[UUID]:
+        """The household and every record whose events touched it (proposals, complaints,
+        referrals, inspections), as `event_index` has them."""
+        with self.runtime.engine.connect() as conn:
+            others = ix.aggregates_of(conn, str(household_id))
+        return [household_id, *(UUID(a) for a in others if a != str(household_id))]
 
     def _notification(self, conn: Connection, at: datetime | None) -> int:
         if at is None:
@@ -642,18 +649,25 @@ def _summaries(result: dict[str, Any], region: str) -> dict[str, str]:
     return {"en": " ".join(en), "id": " ".join(idn)}
 
 
-def verification_result(settings: Any) -> dict[str, Any]:
-    """The hash chain's verification, when the audit module is installed."""
+#: What a dossier's hash chain check covers: its own records (the default: reads only
+#: their events), the whole log against its anchors (reads every event), or nothing.
+VERIFY_SCOPES = ("records", "store", "none")
+
+
+def verification_result(inspector: Inspector, household_id: UUID, scope: str) -> dict[str, Any]:
+    """The hash chain's verification for a dossier; a failure to run is reported in it."""
+    if scope == "none":
+        return {"available": False, "text": "not requested"}
+    if scope not in VERIFY_SCOPES:
+        raise InvalidInput(f"verify must be one of {', '.join(VERIFY_SCOPES)}", field="verify")
     try:
-        audit = importlib.import_module("slrt.audit")
-    except ImportError:
-        return {"available": False, "text": "not available"}
-    verify = getattr(audit, "verify_store", None)
-    if verify is None:
-        return {"available": False, "text": "not available"}
-    try:
-        report = verify(settings)
+        if scope == "store":
+            report = audit.verify_store(inspector.runtime.settings)
+        else:
+            recorder = audit.audited_recorder(inspector.runtime.app)
+            report = audit.verify_chains(recorder, inspector.records(household_id))
+    except audit.AuditUnavailable as error:
+        return {"available": False, "text": str(error)}
     except Exception as error:  # the dossier still renders; the failure is reported
         return {"available": True, "ok": False, "text": f"verification failed to run: {error}"}
-    text = report.render() if hasattr(report, "render") else str(report)
-    return {"available": True, "ok": bool(getattr(report, "ok", False)), "text": text}
+    return {"available": True, "ok": report.ok, "text": report.render()}

@@ -158,6 +158,32 @@ def test_dossier_is_one_self_contained_html_page(api: Api) -> None:
     assert "<svg" in answer.text and "<script" not in answer.text
 
 
+def test_dossier_verifies_its_own_records_unless_asked_for_the_whole_store(api: Api) -> None:
+    household_id = register(api, deprived=8)
+    api.runtime.catch_up()
+    path = f"{HOUSEHOLDS}/{household_id}/dossier"
+
+    def verification(verify: str | None) -> str:
+        params = {} if verify is None else {"verify": verify}
+        answer = api.get(path, INSPECTOR, params=params)
+        assert answer.status_code == 200, answer.text
+        return answer.text.split("<h2>Hash chain verification</h2>")[1].split("<h2>")[0]
+
+    assert "audit of 2 record(s)" in verification(None)
+    assert "audit of 2 record(s)" in verification("records")
+    for store in ("store", "true"):
+        text = verification(store)
+        assert "record(s)" not in text and "anchor(s)" in text and "intact" in text
+    for nothing in ("none", "false"):
+        assert "not requested" in verification(nothing)
+    before = api.events()
+    refused = api.get(path, INSPECTOR, params={"verify": "everything"})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "verify" in refused.text
+    assert api.events() == before
+
+
 def test_reads_outside_ones_region_are_refused_and_write_nothing(api: Api) -> None:
     household_id = register(api, deprived=8)
     before = api.events()

@@ -10,6 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -286,6 +287,107 @@ class AuditScenarios:
 
         assert positions(report) == [("inserted", position, str(history.other_household_id), 1)]
 
+    # -- checking some records' chains only (a dossier's) ---------------------------
+
+    def test_a_records_check_reads_those_records_only(
+        self, app: SlrtApplication, settings: Settings, history: History
+    ) -> None:
+        ids = [history.proposal_id, history.household_id]
+        [(events,)] = self.sql(
+            settings,
+            f"SELECT COUNT(*) FROM {self.events_table} WHERE originator_id IN (%s, %s)",
+            *map(self.db_id, ids),
+        )
+        self.sql(
+            settings,
+            f"UPDATE {self.events_table} SET state = %s WHERE originator_id = %s",
+            b"{}",
+            self.db_id(history.other_household_id),
+        )
+
+        report = audit.verify_chains(audit.audited_recorder(app), ids)
+
+        assert report.ok, report.render()
+        assert (report.aggregates, report.events, report.hash_records) == (2, events, events)
+        assert not audit.verify_store(settings).ok
+        assert "2 record(s)" in report.render() and "slrt audit verify" in report.render()
+
+    @pytest.mark.parametrize(
+        "tampering",
+        [
+            "alter_one_event",
+            "delete_one_event",
+            "delete_one_event_and_its_hash",
+            "delete_first_events_and_their_hashes",
+            "swap_log_positions",
+            "swap_log_positions_with_their_hashes",
+            "delete_one_hash",
+        ],
+    )
+    def test_a_records_check_names_what_the_whole_log_check_names(
+        self, app: SlrtApplication, settings: Settings, history: History, tampering: str
+    ) -> None:
+        getattr(self, tampering)(settings, history.proposal_id)
+        ids = [history.household_id, history.proposal_id, history.other_household_id]
+
+        found = positions(audit.verify_chains(audit.audited_recorder(app), ids))
+
+        assert found and found == positions(audit.verify_store(settings))
+
+    def alter_one_event(self, settings: Settings, oid: UUID) -> None:
+        self.sql(
+            settings,
+            f"UPDATE {self.events_table} SET state = %s "
+            "WHERE originator_id = %s AND originator_version = 2",
+            b"{}",
+            self.db_id(oid),
+        )
+
+    def delete_one_event(self, settings: Settings, oid: UUID) -> None:
+        self.sql(
+            settings,
+            f"DELETE FROM {self.events_table} WHERE originator_id = %s AND originator_version = 3",
+            self.db_id(oid),
+        )
+
+    def delete_one_event_and_its_hash(self, settings: Settings, oid: UUID) -> None:
+        for table in (self.events_table, self.hashes_table):
+            self.sql(
+                settings,
+                f"DELETE FROM {table} WHERE originator_id = %s AND originator_version = 2",
+                self.db_id(oid),
+            )
+
+    def delete_first_events_and_their_hashes(self, settings: Settings, oid: UUID) -> None:
+        for table in (self.events_table, self.hashes_table):
+            self.sql(
+                settings,
+                f"DELETE FROM {table} WHERE originator_id = %s AND originator_version <= 2",
+                self.db_id(oid),
+            )
+
+    def swap_log_positions(self, settings: Settings, oid: UUID) -> None:
+        second, third = self.position_of(settings, oid, 2), self.position_of(settings, oid, 3)
+        swap = f"UPDATE {self.events_table} SET {self.position_column} = %s "
+        swap += f"WHERE {self.position_column} = %s"
+        for new, old in ((-1, second), (second, third), (third, -1)):
+            self.sql(settings, swap, new, old)
+
+    def swap_log_positions_with_their_hashes(self, settings: Settings, oid: UUID) -> None:
+        second, third = self.position_of(settings, oid, 2), self.position_of(settings, oid, 3)
+        self.swap_log_positions(settings, oid)
+        swap = f"UPDATE {self.hashes_table} SET notification_id = %s "
+        swap += "WHERE notification_id = %s"
+        for new, old in ((-1, second), (second, third), (third, -1)):
+            self.sql(settings, swap, new, old)
+
+    def delete_one_hash(self, settings: Settings, oid: UUID) -> None:
+        self.sql(
+            settings,
+            f"DELETE FROM {self.hashes_table} WHERE originator_id = %s AND originator_version = 1",
+            self.db_id(oid),
+        )
+
     def test_an_anchor_catches_a_whole_aggregate_removed_with_its_hashes(
         self, settings: Settings, history: History
     ) -> None:
@@ -431,6 +533,43 @@ class AuditScenarios:
         assert out["findings"][0]["originator_id"] == str(history.household_id)
         assert run("anchor") == 1  # a tampered log is not anchored
         assert "not anchored" in capsys.readouterr().err
+
+    def test_a_dossier_checks_its_own_records_or_the_whole_store(
+        self, settings: Settings, history: History, tmp_path: Path
+    ) -> None:
+        def dossier(household_id: UUID, *options: str) -> str:
+            out = tmp_path / "dossier.html"
+            argv = ["inspect", "household", str(household_id), "--out", str(out), *options]
+            assert cli._inspect(settings, cli.parser().parse_args(argv)) == 0
+            html = out.read_text(encoding="utf-8")
+            return html.split("<h2>Hash chain verification</h2>")[1].split("<h2>")[0]
+
+        assert "class='ok'>intact" in dossier(history.household_id)
+        # The village decision's berita acara number rewritten in place (still an event
+        # that decodes, so the dossier can show it).
+        oid = self.db_id(history.proposal_id)
+        [(state,)] = self.sql(
+            settings,
+            f"SELECT state FROM {self.events_table} "
+            "WHERE originator_id = %s AND originator_version = 2",
+            oid,
+        )
+        assert b"BA/001/XI/2026" in bytes(state)
+        self.sql(
+            settings,
+            f"UPDATE {self.events_table} SET state = %s "
+            "WHERE originator_id = %s AND originator_version = 2",
+            bytes(state).replace(b"BA/001/XI/2026", b"BA/999/XI/2026"),
+            oid,
+        )
+
+        tampered = dossier(history.household_id)
+        assert "NOT intact" in tampered and "record(s)" in tampered
+        assert f"aggregate {history.proposal_id} version 2" in tampered
+        assert "class='ok'>intact" in dossier(history.other_household_id)
+        whole = dossier(history.other_household_id, "--verify", "store")
+        assert "NOT intact" in whole and "anchor(s)" in whole
+        assert "not requested" in dossier(history.household_id, "--no-verify")
 
 
 class LegacyApplication(Application[UUID]):

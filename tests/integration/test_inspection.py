@@ -600,6 +600,39 @@ class InspectionScenarios:
         assert "src=" not in html and "href=" not in html
         assert "Hash chain verification" in html
         assert "Penjelasan perubahan peringkat" in html
+        # By default the chains of the dossier's own records: the household and the
+        # proposal that registered it (its 4 events and the household's 1).
+        assert "class='ok'>intact" in html
+        assert "audit of 2 record(s)" in html and "5 events" in html
+
+    def test_a_dossiers_records_are_the_household_and_what_touched_it(
+        self, runtime: Runtime, clock: Clock, inspector: Inspector
+    ) -> None:
+        self.publish(runtime, clock)
+        h = self.register(runtime, clock, 8)
+        other = self.register(runtime, clock, 5)
+        update = self.update(runtime, clock, h, 12)
+        complaint = runtime.app.receive_complaint(
+            actor=FRONT_OFFICE,
+            region=DESA,
+            channel="walk_in",
+            complaint_type="complaint",
+            category="aid_not_received",
+            description="BPNT belum diterima",
+            household_id=h,
+        ).id
+        runtime.catch_up()
+        registration = next(
+            UUID(e["aggregate_id"])
+            for e in inspector.timeline(h, kinds={"proposal"})
+            if e["what"] == "Proposal.Submitted" and UUID(e["aggregate_id"]) != update
+        )
+
+        records = inspector.records(h)
+
+        assert records[0] == h
+        assert sorted(records[1:]) == sorted([registration, update, complaint])
+        assert other not in records
 
 
 class TestInspectionOnSqlite(InspectionScenarios):

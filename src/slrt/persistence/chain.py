@@ -134,6 +134,12 @@ class AuditedRecorder(Protocol):
 
     def max_hashed_notification_id(self) -> int | None: ...
 
+    def select_chains(
+        self, originator_ids: Sequence[UUID]
+    ) -> tuple[list[Notification], list[HashRecord]]:
+        """Every event and every hash record of these aggregates, each in notification
+        order, from one snapshot."""
+
     def select_anchors(self) -> Sequence[Anchor]:
         """Every anchor, oldest first."""
 

@@ -99,6 +99,14 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             )
             for name, topic in FOLLOWED_TOPICS.items()
         ]
+        self._select_chain_events = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE originator_id = ANY(%s) ORDER BY notification_id"
+        ).format(schema=schema, events=events)
+        self._select_chain_records = SQL(
+            "SELECT originator_id, originator_version, notification_id, previous_hash, hash "
+            "FROM {schema}.{hashes} WHERE originator_id = ANY(%s) ORDER BY notification_id"
+        ).format(schema=schema, hashes=hashes)
         self._select_followed = {
             topic: SQL(
                 "SELECT notification_id, originator_id FROM {schema}.{events} "
@@ -447,6 +455,28 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 )
                 for r in curs.fetchall()
             ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_chains(
+        self, originator_ids: Sequence[UUID]
+    ) -> tuple[list[Notification], list[HashRecord]]:
+        """Every event and hash record of the given aggregates, each in notification
+        order, read from one snapshot (REPEATABLE READ): an append committed between the
+        two reads would otherwise look like a hash record without its event."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            curs.execute(self._select_chain_events, (list(originator_ids),))
+            events = [_notification(*r) for r in curs.fetchall()]
+            curs.execute(self._select_chain_records, (list(originator_ids),))
+            records = [
+                HashRecord(oid, version, nid, bytes(previous), bytes(hashed))
+                for oid, version, nid, previous, hashed in curs.fetchall()
+            ]
+        return events, records
 
     def select_followed(self, topic: str, after: int, stop: int) -> list[tuple[int, UUID]]:
         with self.datastore.transaction(commit=False) as curs:

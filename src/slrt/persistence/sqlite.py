@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing import sqlite as es_sqlite
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 
 from slrt.persistence.chain import (
     FOLLOWED_TOPICS,
@@ -24,6 +24,8 @@ from slrt.persistence.chain import (
 
 #: Events hashed per statement when existing history is sealed.
 _SEAL_BATCH = 5_000
+#: Ids per `IN (...)`: SQLite's limit on bound parameters is 999 in older builds.
+_IN_CHUNK = 500
 
 
 def _db_id(originator_id: UUID | str) -> str:
@@ -210,16 +212,43 @@ class AuditedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, params)
-            return [
-                HashRecord(
-                    originator_id=self.convert_originator_id(r["originator_id"]),
-                    originator_version=r["originator_version"],
-                    notification_id=r["notification_id"],
-                    previous_hash=bytes(r["previous_hash"]),
-                    hash=bytes(r["hash"]),
+            return [_hash_record(self, r) for r in c.fetchall()]
+
+    def select_chains(
+        self, originator_ids: Sequence[UUID]
+    ) -> tuple[list[Notification], list[HashRecord]]:
+        """Every event and hash record of the given aggregates, each in notification
+        order, read in one transaction (one snapshot)."""
+        ids = [_db_id(i) for i in originator_ids]
+        events: list[Notification] = []
+        records: list[HashRecord] = []
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE originator_id IN ({marks})",
+                    chunk,
                 )
-                for r in c.fetchall()
-            ]
+                events += [
+                    Notification(
+                        id=r[0],
+                        originator_id=self.convert_originator_id(r[1]),
+                        originator_version=r[2],
+                        topic=r[3],
+                        state=bytes(r[4]),
+                    )
+                    for r in c.fetchall()
+                ]
+                c.execute(
+                    f"SELECT * FROM {self.hashes_table_name} WHERE originator_id IN ({marks})",
+                    chunk,
+                )
+                records += [_hash_record(self, r) for r in c.fetchall()]
+        events.sort(key=lambda e: e.id)
+        records.sort(key=lambda r: r.notification_id)
+        return events, records
 
     def select_followed(self, topic: str, after: int, stop: int) -> list[tuple[int, UUID]]:
         with self.datastore.transaction(commit=False) as c:
@@ -261,6 +290,16 @@ class AuditedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
             )
             anchor_id: int = c.lastrowid
             return anchor_id
+
+
+def _hash_record(recorder: AuditedSQLiteApplicationRecorder, row: Any) -> HashRecord:
+    return HashRecord(
+        originator_id=recorder.convert_originator_id(row["originator_id"]),
+        originator_version=row["originator_version"],
+        notification_id=row["notification_id"],
+        previous_hash=bytes(row["previous_hash"]),
+        hash=bytes(row["hash"]),
+    )
 
 
 class Factory(es_sqlite.SQLiteFactory):

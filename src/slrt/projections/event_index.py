@@ -211,6 +211,16 @@ def household_events(
     return list(conn.execute(query.order_by(event_index.c.notification_id)).all())
 
 
+def aggregates_of(conn: Connection, household_id: str) -> list[str]:
+    """The ids of the aggregates whose indexed events touched the household."""
+    query = (
+        select(event_index.c.aggregate_id)
+        .where(event_index.c.household_id == household_id)
+        .distinct()
+    )
+    return sorted(conn.execute(query).scalars())
+
+
 def indexed_up_to(conn: Connection) -> int:
     found = conn.execute(select(func.max(event_index.c.notification_id))).scalar()
     return int(found) if found is not None else 0

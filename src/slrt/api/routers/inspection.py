@@ -112,7 +112,20 @@ def dossier(
     as_of: Annotated[list[datetime] | None, Query(description="Repeatable instants")] = None,
     start: From = None,
     end: To = None,
-    verify: Annotated[bool, Query(description="Verify the hash chain (reads every event)")] = True,
+    verify: Annotated[
+        str,
+        Query(
+            pattern="^(records|store|none|true|false)$",
+            description=(
+                "The hash chain check: `records` (default) checks every event of the "
+                "household and of the records that touched it (proposals, complaints, "
+                "referrals) against their hash records and chains; `store` checks the "
+                "whole log against its anchors (reads every event: minutes on a large "
+                "store); `none` skips it. `true` and `false`, this parameter's values "
+                "before it named a scope, still mean `store` and `none`."
+            ),
+        ),
+    ] = "records",
 ) -> HTMLResponse:
     """A self-contained HTML dispute dossier (no external assets)."""
     _read(runtime, actor, household_id, "dossier")
@@ -123,6 +136,10 @@ def dossier(
         as_of=as_of or [],
         start=start,
         end=end,
-        verify=verify,
+        verify=_FORMER_VERIFY.get(verify, verify),
     )
     return HTMLResponse(html)
+
+
+#: The dossier's `verify` was a boolean: `true` verified the whole store.
+_FORMER_VERIFY = {"true": "store", "false": "none"}
