@@ -41,6 +41,7 @@ import psycopg
 import structlog
 
 from slrt.config import Settings
+from slrt.domain.common import Actor, Role
 from slrt.domain.household import Household
 from slrt.domain.proposal import Proposal
 from slrt.domain.reference import Indicator
@@ -50,7 +51,8 @@ from slrt.domain.scoring import (
     DEFAULT_WEIGHTS,
     ScoringModel,
 )
-from slrt.inspection import Inspector
+from slrt.dossier import build_dossier
+from slrt.inspection import Inspector, verification_result
 from slrt.runtime import Runtime, build_runtime
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -61,6 +63,7 @@ FO = {"user_id": "bench-fo", "role": "front_office", "region": DESA[0]}
 KADES = {"user_id": "bench-kades", "role": "village_head", "region": DESA[0]}
 DINSOS = {"user_id": "bench-dinsos", "role": "dinsos_verifier", "region": "64.74"}
 BERITA_ACARA = {"number": "BA/BENCH/2026", "date": "2025-01-01", "sha256": "0" * 64}
+VIEWER = Actor(user_id="bench-inspector", role=Role.INSPECTOR, region="ID")
 START = datetime(2025, 11, 20, 0, 0, tzinfo=UTC)
 YEAR = timedelta(days=365)
 HALF_YEAR = timedelta(days=182)
@@ -249,7 +252,28 @@ def measure(runtime: Runtime, ids: list[uuid.UUID], samples: int, seed: int) -> 
         began = time.perf_counter()
         inspector.rank_explanation(hid, ended - YEAR, ended)
         explain_past.append(time.perf_counter() - began)
+    # A dossier's hash chain check: its own records (the default) for random
+    # households, beside the whole store's verification (what every dossier did before
+    # the fourteenth session), once.
+    chains: list[float] = []
+    dossiers: list[float] = []
+    for _ in range(max(20, samples // 4)):
+        hid = rng.choice(ids)
+        began = time.perf_counter()
+        checked = verification_result(inspector, hid, "records")
+        chains.append(time.perf_counter() - began)
+        assert checked["ok"], checked["text"]
+        began = time.perf_counter()
+        build_dossier(inspector, hid, viewer=VIEWER, as_of=[], start=None, end=None)
+        dossiers.append(time.perf_counter() - began)
+    began = time.perf_counter()
+    whole = verification_result(inspector, ids[0], "store")
+    store_seconds = time.perf_counter() - began
+    assert whole["ok"], whole["text"]
     return {
+        "dossier_records_verification": percentiles(chains),
+        "dossier_with_records_verification": percentiles(dossiers),
+        "store_verification_seconds": round(store_seconds, 2),
         "as_of_replay": percentiles(as_of),
         "rank_explanation_one_year": percentiles(explain),
         "rank_explanation_one_year_ended_60_days_ago": percentiles(explain_past),
@@ -337,6 +361,8 @@ def main() -> None:
 def _markdown(result: dict[str, Any]) -> str:
     a, e = result["as_of_replay"], result["rank_explanation_one_year"]
     p = result["rank_explanation_one_year_ended_60_days_ago"]
+    c, d = result["dossier_records_verification"], result["dossier_with_records_verification"]
+    ratio = c["p50_ms"] / 1000 / result["store_verification_seconds"]
     return (
         "# Inspection latency (PostgreSQL, one scope)\n\n"
         f"{result['households']} households, {result['events']} events, "
@@ -347,6 +373,13 @@ def _markdown(result: dict[str, Any]) -> str:
         f"{e['n']} | 200 |\n"
         f"| one-year rank explanation, year ended 60 days before the last event | "
         f"{p['p50_ms']} | {p['p95_ms']} | {p['max_ms']} | {p['n']} | 200 |\n"
+        f"| a dossier's hash chain check, its own records | {c['p50_ms']} | {c['p95_ms']} | "
+        f"{c['max_ms']} | {c['n']} | — |\n"
+        f"| a whole dossier, checking its own records | {d['p50_ms']} | {d['p95_ms']} | "
+        f"{d['max_ms']} | {d['n']} | — |\n\n"
+        f"The whole store's verification (what every dossier ran before): "
+        f"{result['store_verification_seconds']} s, {ratio:.5f} of it for one dossier's "
+        "records (p50).\n"
     )
 
 
