@@ -99,7 +99,8 @@ class Server:
             **os.environ,
             "SLRT_JWT_SIGNING_KEY": SIGNING_KEY,
             "SLRT_SUBMISSION_WINDOWS_ENFORCED": "false",
-            "SLRT_LOG_LEVEL": "WARNING",
+            # Production's default is INFO: SLRT_BENCH_LOG_LEVEL=INFO measures that.
+            "SLRT_LOG_LEVEL": os.environ.get("SLRT_BENCH_LOG_LEVEL", "WARNING"),
             "SLRT_POSTGRES_POOL_SIZE": str(pool_size),
         }
         if tree is not None:
