@@ -181,12 +181,8 @@ class Inspector:
         """(time, rank, desil) at every change in [start, end]: the rank moves when the
         household's own score changes or another household crosses it; the desil also
         when the scope's population changes."""
-        household = self._household_now(household_id)
-        with self.runtime.engine.connect() as conn:
-            n1 = ix.notification_at(conn, _utc(start)) if start else 0
-            n2 = self._notification(conn, end)
-            points = _history(conn, str(household_id), n1, n2)
-        region = household.region
+        region = self._household_now(household_id).region
+        points = self.rank_points(household_id, start, end)
         return {
             "household_id": str(household_id),
             "scope": kabupaten_of(region),
@@ -196,6 +192,15 @@ class Inspector:
                 {**p, "at": local_time(p["at"], region) if p["at"] else None} for p in points
             ],
         }
+
+    def rank_points(
+        self, household_id: UUID, start: datetime | None = None, end: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """`rank_history`'s points, with their times as UTC datetimes."""
+        with self.runtime.engine.connect() as conn:
+            n1 = ix.notification_at(conn, _utc(start)) if start else 0
+            n2 = self._notification(conn, end)
+            return _history(conn, str(household_id), n1, n2)
 
     def rank_explanation(
         self,

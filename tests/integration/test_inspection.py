@@ -604,6 +604,9 @@ class InspectionScenarios:
         # proposal that registered it (its 4 events and the household's 1).
         assert "class='ok'>intact" in html
         assert "audit of 2 record(s)" in html and "5 events" in html
+        # Rank changes are in their own section, not repeated in the timeline.
+        assert "rank/desil changed" not in html
+        assert "Proposal.Applied" in html.split("<h2>Timeline / Riwayat</h2>")[1]
 
     def test_a_dossiers_records_are_the_household_and_what_touched_it(
         self, runtime: Runtime, clock: Clock, inspector: Inspector
