@@ -6,10 +6,12 @@ it appears in an event (message or any field), not only in known fields.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from functools import partial
 from typing import Any
 
 import structlog
@@ -97,6 +99,38 @@ def cache_loggers() -> None:
     structlog.configure(cache_logger_on_first_use=True)
 
 
+class LineWriter:
+    """The logger behind SLRT's own structlog loggers: the line structlog rendered is
+    written to the handler's stream as `logging.StreamHandler` writes a record, under
+    its lock, without building a `LogRecord` and formatting it a second time through
+    `ProcessorFormatter` (that was about half of what logging cost a command at INFO,
+    bench/README.md, fourteenth session). Levels are the standard library's, so
+    `SLRT_LOG_LEVEL` and per-logger levels apply alike to both kinds of line."""
+
+    def __init__(self, handler: logging.StreamHandler[Any], name: str = "slrt") -> None:
+        self.name = name
+        self._handler = handler
+        self._std = logging.getLogger(name)
+
+    @property
+    def disabled(self) -> bool:
+        return self._std.disabled
+
+    def isEnabledFor(self, level: int) -> bool:
+        return self._std.isEnabledFor(level)
+
+    def getEffectiveLevel(self) -> int:
+        return self._std.getEffectiveLevel()
+
+    def write(self, line: str, *_args: Any, **_kwargs: Any) -> None:
+        handler = self._handler
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+
+    debug = info = warning = warn = error = exception = critical = fatal = msg = log = write
+
+
 def configure_logging(settings: Settings) -> None:
     # What the standard library would otherwise look up for every record, and no line
     # here shows: the caller's source line, thread, process and process name (the
@@ -119,18 +153,16 @@ def configure_logging(settings: Settings) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     )
+    handler = logging.StreamHandler()
     structlog.configure(
-        # Lines below the level are dropped before any processor (masking) runs.
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        # Lines below the level are dropped before any processor (masking) runs; the
+        # rest are rendered here and written to the handler's stream by LineWriter.
+        processors=[structlog.stdlib.filter_by_level, *shared, renderer],
+        logger_factory=partial(LineWriter, handler),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler()
+    # The standard library's records (uvicorn, the libraries) through the same chain.
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -125,3 +126,37 @@ def test_an_identifier_beside_a_uuid_is_still_masked(uuid: str) -> None:
     for text in (f"{uuid} nik 6474011508800001", f"hp 0812-3456-7890 for {uuid}"):
         masked = mask_text(text)
         assert "6474011508800001" not in masked and "3456-7890" not in masked
+
+
+def test_structlog_lines_are_written_whole_at_the_standard_librarys_levels(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from slrt.config import Settings
+
+    configure_logging(Settings(_env_file=None, log_format="json", log_level="INFO"))
+    quiet = logging.getLogger("slrt.quiet")
+    try:
+        quiet.setLevel(logging.WARNING)
+        log = structlog.get_logger("slrt.loud")
+        log.debug("below the level")
+        structlog.get_logger("slrt.quiet").info("below this logger's level")
+        structlog.get_logger("slrt.quiet").warning("at this logger's level")
+
+        def write(n: int) -> None:
+            for i in range(200):
+                log.info("line", thread=n, i=i, payload="x" * 500)
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))
+
+        lines = capsys.readouterr().err.splitlines()
+        parsed = [json.loads(line) for line in lines]  # every line whole
+        assert [p["event"] for p in parsed[:1]] == ["at this logger's level"]
+        assert sum(p["event"] == "line" for p in parsed) == 800 == len(parsed) - 1
+        assert {p["logger"] for p in parsed} == {"slrt.quiet", "slrt.loud"}
+    finally:
+        quiet.setLevel(logging.NOTSET)
+        logging.getLogger().handlers[:] = []
+        structlog.reset_defaults()
