@@ -14,7 +14,13 @@ from typing import Any
 from uuid import UUID
 
 from slrt.domain.common import Actor
-from slrt.inspection import TIMELINE_KINDS, Inspector, local_time, verification_result
+from slrt.inspection import (
+    TIMELINE_KINDS,
+    Inspector,
+    local_time,
+    notable,
+    verification_result,
+)
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
@@ -204,11 +210,7 @@ def _thinned(
 def _history_table(points: list[dict[str, Any]], region: str) -> str:
     """The changes of desil, and every change of the household's own score or of the
     model; the moves of rank alone, from other households, are counted, not listed."""
-    listed = [
-        p
-        for i, p in enumerate(points)
-        if p["cause"] != "population" or not i or p["desil"] != points[i - 1]["desil"]
-    ]
+    listed = notable(points)
     rows = "".join(
         f"<tr><td>{escape(local_time(p['at'], region) if p['at'] else '—')}</td>"
         f"<td>{p['rank']}</td><td>{p['desil']}</td>"

@@ -176,18 +176,30 @@ class Inspector:
             return sl.standing_at(conn, str(household_id), self._notification(conn, at))
 
     def rank_history(
-        self, household_id: UUID, start: datetime | None = None, end: datetime | None = None
+        self,
+        household_id: UUID,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        changes: str = "rank",
     ) -> dict[str, Any]:
         """(time, rank, desil) at every change in [start, end]: the rank moves when the
         household's own score changes or another household crosses it; the desil also
-        when the scope's population changes."""
+        when the scope's population changes. `changes="desil"`: only the changes of
+        desil and of the household's own score or model (`notable`), with a count of
+        the others."""
+        if changes not in ("rank", "desil"):
+            raise InvalidInput("changes must be rank or desil", field="changes")
         region = self._household_now(household_id).region
-        points = self.rank_points(household_id, start, end)
+        every = self.rank_points(household_id, start, end)
+        points = notable(every) if changes == "desil" else every
         return {
             "household_id": str(household_id),
             "scope": kabupaten_of(region),
             "from": local_time(start, region) if start else None,
             "to": local_time(end, region) if end else None,
+            "changes": changes,
+            "not_listed": len(every) - len(points),
             "points": [
                 {**p, "at": local_time(p["at"], region) if p["at"] else None} for p in points
             ],
@@ -442,6 +454,17 @@ def _kind(topic: str) -> str:
 
 def _json_list(value: str | None) -> list[str] | None:
     return json.loads(value) if value else None
+
+
+def notable(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points that change the desil (what decides aid) or follow the household's own
+    score or the model; not the moves of rank alone as others enter, leave or cross it
+    (in a scope of 100,000 households, most of the points)."""
+    return [
+        p
+        for i, p in enumerate(points)
+        if p["cause"] != "population" or not i or p["desil"] != points[i - 1]["desil"]
+    ]
 
 
 def _history(conn: Connection, hid: str, n1: int, n2: int) -> list[dict[str, Any]]:

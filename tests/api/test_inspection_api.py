@@ -144,6 +144,13 @@ def test_rank_explanation_names_the_household_that_entered_ahead(api: Api, clock
     assert "rumah tangga" in body["summary"]["id"] and "household" in body["summary"]["en"]
     history = api.get(f"{HOUSEHOLDS}/{household_id}/rank-history", INSPECTOR).json()
     assert [(p["rank"], p["desil"]) for p in history["points"]][-2:] == [(1, 1), (2, 6)]
+    path = f"{HOUSEHOLDS}/{household_id}/rank-history"
+    desil = api.get(path, INSPECTOR, params={"changes": "desil"}).json()
+    assert (desil["changes"], desil["not_listed"]) == ("desil", 0)  # every move changed it
+    assert desil["points"] == history["points"]
+    refused = api.get(path, INSPECTOR, params={"changes": "score"})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
 
 
 def test_dossier_is_one_self_contained_html_page(api: Api) -> None:

@@ -486,6 +486,35 @@ class InspectionScenarios:
             at = datetime.fromisoformat(point["at"])
             assert inspector.household_as_of(h, at)["rank"] == point["rank"]
 
+    def test_desil_changes_leave_out_the_moves_of_rank_alone(
+        self, runtime: Runtime, clock: Clock, inspector: Inspector
+    ) -> None:
+        self.publish(runtime, clock)
+        h = self.register(runtime, clock, 2)  # the least deprived: last of every ranking
+        for deprived in (8, 9, 10, 11, 12, 13):
+            self.register(runtime, clock, deprived)
+        self.update(runtime, clock, h, 14)  # its own change: to the top
+        runtime.catch_up()
+
+        every = inspector.rank_history(h)
+        desil = inspector.rank_history(h, changes="desil")
+
+        # Last of n households: desil (n - 1) * 10 // n + 1, i.e. 6, 7, 8, 9, 9, 9 for
+        # n = 2 … 7: the rank moves each time, the desil not at 6 and 7.
+        assert [(p["rank"], p["desil"], p["cause"]) for p in desil["points"]] == [
+            (None, None, "start"),
+            (1, 1, "entered"),
+            *[(n, (n - 1) * 10 // n + 1, "population") for n in (2, 3, 4, 5)],
+            (1, 1, "own_data"),
+        ]
+        assert desil["not_listed"] == len(every["points"]) - 7 == 2
+        assert every["not_listed"] == 0
+        kept = {p["notification_id"] for p in desil["points"]}
+        for previous, point in zip(every["points"], every["points"][1:], strict=False):
+            if point["notification_id"] not in kept:
+                assert point["cause"] == "population"
+                assert point["desil"] == previous["desil"] and point["rank"] != previous["rank"]
+
     # -- timeline and dossier -------------------------------------------------------------
 
     def test_a_complaint_from_receipt_to_close_appears_in_the_timeline(

@@ -7,7 +7,7 @@ by an inspector is itself recorded as an event.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -78,11 +78,26 @@ def household_history(
 
 @router.get("/{household_id}/rank-history")
 def rank_history(
-    household_id: UUID, runtime: RuntimeDep, actor: ActorDep, start: From = None, end: To = None
+    household_id: UUID,
+    runtime: RuntimeDep,
+    actor: ActorDep,
+    start: From = None,
+    end: To = None,
+    changes: Annotated[
+        Literal["rank", "desil"],
+        Query(
+            description=(
+                "`rank` (default): every change of rank. `desil`: only the changes of "
+                "desil and those that follow the household's own data or the model; "
+                "`not_listed` counts the rest (in a large scope the rank moves with most "
+                "events of the scope)."
+            )
+        ),
+    ] = "rank",
 ) -> dict[str, Any]:
     """Rank and desil at every change in the period, computed from the score log."""
     _read(runtime, actor, household_id, "rank_history")
-    return Inspector(runtime).rank_history(household_id, start, end)
+    return Inspector(runtime).rank_history(household_id, start, end, changes=changes)
 
 
 @router.get("/{household_id}/rank-explanation")
