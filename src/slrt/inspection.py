@@ -316,7 +316,7 @@ class Inspector:
         reveal: bool = False,
     ) -> list[dict[str, Any]]:
         """Every event that touched the household, in order, with who, which document and
-        which command; plus its score changes and (when asked) its rank changes."""
+        which command; plus its score changes and (when asked) its `notable` rank changes."""
         household = self._household_now(household_id)
         region = household.region
         hid = str(household_id)
@@ -342,7 +342,10 @@ class Inspector:
             if "rank" in wanted:
                 n1 = ix.notification_at(conn, start_utc) if start_utc else 0
                 n2 = self._notification(conn, end)
-                ranks = _history(conn, hid, n1, n2)
+                # The desil changes and those of its own data or the model: in a large
+                # scope the rank alone moves with most events of the scope, and would
+                # bury the household's own events (rank-history has every one).
+                ranks = notable(_history(conn, hid, n1, n2))
         for row in rows:
             kind = _kind(row.topic)
             if kind not in wanted:

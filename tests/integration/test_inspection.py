@@ -509,6 +509,10 @@ class InspectionScenarios:
         ]
         assert desil["not_listed"] == len(every["points"]) - 7 == 2
         assert every["not_listed"] == 0
+        timeline = inspector.timeline(h, kinds={"rank"})
+        assert [e["notification_id"] for e in timeline] == [
+            p["notification_id"] for p in desil["points"][1:]
+        ]
         kept = {p["notification_id"] for p in desil["points"]}
         for previous, point in zip(every["points"], every["points"][1:], strict=False):
             if point["notification_id"] not in kept:

@@ -58,7 +58,9 @@ def household_history(
 ) -> dict[str, Any]:
     """Every event that touched the household, in order: proposals and their decisions
     (with the berita acara), the household's own changes, complaints, referrals, score
-    and rank changes, and inspections. Times are in the region's offset."""
+    changes, the changes of desil and those of rank that follow its own data or the
+    model (rank-history has every change of rank), and inspections. Times are in the
+    region's offset."""
     region = _read(runtime, actor, household_id, "household_history")
     entries = Inspector(runtime).timeline(
         household_id,
