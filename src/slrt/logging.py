@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from functools import partial
+from functools import partialmethod
 from typing import Any
 
 import structlog
@@ -99,17 +99,34 @@ def cache_loggers() -> None:
     structlog.configure(cache_logger_on_first_use=True)
 
 
+class LineHandler(logging.StreamHandler):
+    """The root handler `configure_logging` installs: the standard library's records
+    through `ProcessorFormatter`, and SLRT's own lines, already rendered, straight to
+    its stream (`LineWriter`)."""
+
+    def write_line(self, line: str, level: int, name: str) -> None:
+        """As `emit` writes a formatted record: under the lock, flushed, and a failure
+        (a closed stream) reported by `handleError`, never raised to the caller."""
+        try:
+            with self.lock or contextlib.nullcontext():
+                self.stream.write(line + self.terminator)
+                self.flush()
+        except Exception:
+            self.handleError(_record(line, level, name))
+
+
 class LineWriter:
     """The logger behind SLRT's own structlog loggers: the line structlog rendered is
-    written to the handler's stream as `logging.StreamHandler` writes a record, under
-    its lock, without building a `LogRecord` and formatting it a second time through
-    `ProcessorFormatter` (that was about half of what logging cost a command at INFO,
-    bench/README.md, fourteenth session). Levels are the standard library's, so
-    `SLRT_LOG_LEVEL` and per-logger levels apply alike to both kinds of line."""
+    written by the root's `LineHandler`, without building a `LogRecord` and formatting
+    it a second time through `ProcessorFormatter` (that was about half of what logging
+    cost a command at INFO, bench/README.md, fourteenth session). The handler is looked
+    up on each line, so a logger cached before logging was configured again writes
+    where the new configuration says; without a `LineHandler` (logging configured by
+    someone else) the line goes to the standard library as a record. Levels are the
+    standard library's, so `SLRT_LOG_LEVEL` and per-logger levels apply alike."""
 
-    def __init__(self, handler: logging.StreamHandler[Any], name: str = "slrt") -> None:
+    def __init__(self, name: str = "slrt") -> None:
         self.name = name
-        self._handler = handler
         self._std = logging.getLogger(name)
 
     @property
@@ -122,13 +139,22 @@ class LineWriter:
     def getEffectiveLevel(self) -> int:
         return self._std.getEffectiveLevel()
 
-    def write(self, line: str, *_args: Any, **_kwargs: Any) -> None:
-        handler = self._handler
-        with handler.lock or contextlib.nullcontext():
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
+    def _write(self, level: int, line: str, *_args: Any, **_kwargs: Any) -> None:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, LineHandler):
+                handler.write_line(line, level, self.name)
+                return
+        self._std.handle(_record(line, level, self.name))
 
-    debug = info = warning = warn = error = exception = critical = fatal = msg = log = write
+    debug = partialmethod(_write, logging.DEBUG)
+    info = msg = partialmethod(_write, logging.INFO)
+    warning = warn = partialmethod(_write, logging.WARNING)
+    error = exception = partialmethod(_write, logging.ERROR)
+    critical = fatal = partialmethod(_write, logging.CRITICAL)
+
+
+def _record(line: str, level: int, name: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, "", 0, line, None, None)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -153,12 +179,12 @@ def configure_logging(settings: Settings) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     )
-    handler = logging.StreamHandler()
+    handler = LineHandler()
     structlog.configure(
         # Lines below the level are dropped before any processor (masking) runs; the
         # rest are rendered here and written to the handler's stream by LineWriter.
         processors=[structlog.stdlib.filter_by_level, *shared, renderer],
-        logger_factory=partial(LineWriter, handler),
+        logger_factory=LineWriter,
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )

@@ -160,3 +160,33 @@ def test_structlog_lines_are_written_whole_at_the_standard_librarys_levels(
         quiet.setLevel(logging.NOTSET)
         logging.getLogger().handlers[:] = []
         structlog.reset_defaults()
+
+
+def test_a_logger_cached_before_logging_is_configured_again_writes_where_it_says_now(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from slrt.config import Settings
+    from slrt.logging import cache_loggers
+
+    settings = Settings(_env_file=None, log_format="json", log_level="INFO")
+    try:
+        configure_logging(settings)
+        cache_loggers()
+        log = structlog.get_logger("slrt.cached")
+        log.info("first")
+        first = logging.getLogger().handlers[0]
+        first.stream = closed = io.StringIO()
+        closed.close()  # as a test's capture stream once the test is over
+        log.warning("to a closed stream")  # reported by the handler, not raised
+        assert "Logging error" in capsys.readouterr().err
+
+        configure_logging(settings)  # a new handler, on the stream of now
+        log.info("second")
+        assert [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()] == [
+            "second"
+        ]
+    finally:
+        logging.getLogger().handlers[:] = []
+        structlog.reset_defaults()
