@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from slrt.application import Clock, SlrtApplication, utc_now
 from slrt.audit_anchor import AnchorProcess
@@ -114,10 +114,21 @@ class Runtime:
         self.engine.dispose()
 
 
+#: Read-model indexes an earlier version created and no query uses any more (each
+#: still cost its writes): dropped at start. household_ranking_desil (scope, desil) gave
+#: way to household_ranking_band (scope, desil, score, household_id) in the fourteenth
+#: session.
+OBSOLETE_INDEXES = ("household_ranking_desil",)
+
+
 def create_missing_indexes(engine: Engine) -> None:
     """Creates indexes added to existing tables since they were created (an upgrade gets
-    them without a rebuild). After the projections' version checks, which create the
-    tables of a changed projection again, with any new columns these indexes need."""
+    them without a rebuild), and drops obsolete ones. After the projections' version
+    checks, which create the tables of a changed projection again, with any new columns
+    these indexes need."""
+    with engine.begin() as conn:
+        for name in OBSOLETE_INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)

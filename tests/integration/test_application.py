@@ -14,7 +14,7 @@ import pytest
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, inspect, select, text, update
 from structlog.testing import capture_logs
 
 from slrt.application import Idempotency, Outcome, SlrtApplication
@@ -40,7 +40,7 @@ from slrt.projections.household_status import (
 )
 from slrt.projections.parallel import rebuild_in_processes
 from slrt.projections.proposal_list import proposal_list
-from slrt.runtime import Runtime, build_runtime, lookup_key
+from slrt.runtime import Runtime, build_runtime, create_missing_indexes, lookup_key
 from tests.builders import (
     ADMIN,
     DINSOS,
@@ -262,10 +262,32 @@ class ApplicationScenarios:
             *sorted(((h, r, d) for h, (r, d) in ranks.items()), key=lambda x: x[1]),
             (str(ids[7]), None, None),
         ]
+        # One household's status: its rank counted within its desil (_ranked_before).
+        with runtime.engine.connect() as conn:
+            one_by_one = {
+                h: (row["rank"], row["desil"])
+                for h in (str(i) for i in ids)
+                if (row := get_household_status(conn, h)) is not None
+            }
+        assert one_by_one == {**{h: ranks[h] for h in ranks}, str(ids[7]): (None, None)}
         _, rows = self.listed(runtime, desil=5, limit=7, offset=5)  # from the middle of one desil
         assert [(r["household_id"], r["rank"], r["desil"]) for r in rows] == sorted(
             ((h, r, d) for h, (r, d) in ranks.items() if d == 5), key=lambda x: x[1]
         )[5:12]
+
+    def test_an_obsolete_index_is_dropped_and_its_successor_created_at_start(
+        self, runtime: Runtime
+    ) -> None:
+        with runtime.engine.begin() as conn:
+            conn.execute(text("DROP INDEX household_ranking_band"))
+            conn.execute(
+                text("CREATE INDEX household_ranking_desil ON household_ranking (scope, desil)")
+            )
+
+        create_missing_indexes(runtime.engine)
+
+        names = {i["name"] for i in inspect(runtime.engine).get_indexes("household_ranking")}
+        assert "household_ranking_band" in names and "household_ranking_desil" not in names
 
     def test_household_events_name_the_proposal_that_caused_them(self, runtime: Runtime) -> None:
         proposal_id = self.submit(runtime)
