@@ -25,13 +25,13 @@ def rank_scope(scores: Iterable[tuple[UUID | str, float]]) -> dict[str, tuple[in
     return {hid: (rank, desil(rank, population)) for rank, (_, hid) in enumerate(ordered, 1)}
 
 
-@lru_cache(maxsize=64)
 def desil_first_rank(desil: int, population: int) -> int:
     """The first rank of a desil (desil d starts at the first r with 10(r−1) ≥ (d−1)n);
     desil 11 gives n + 1, the rank after the last."""
     return -(-((desil - 1) * population) // 10) + 1
 
 
+@lru_cache(maxsize=64)
 def desil_boundaries(population: int) -> tuple[int, ...]:
     """The first rank of each desil 2..10."""
     return tuple(desil_first_rank(d, population) for d in range(2, 11))
