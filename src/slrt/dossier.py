@@ -201,9 +201,12 @@ def _thinned(
         bucket = min(_CHART_BUCKETS - 1, int((t - t0) / (t1 - t0) * _CHART_BUCKETS))
         buckets.setdefault(bucket, []).append(index)
     kept: set[int] = set()
+
+    def rank(index: int) -> int:
+        return int(ranked[index][1]["rank"])
+
     for indexes in buckets.values():
-        by_rank = sorted(indexes, key=lambda i: ranked[i][1]["rank"])
-        kept.update((indexes[0], indexes[-1], by_rank[0], by_rank[-1]))
+        kept.update((indexes[0], indexes[-1], min(indexes, key=rank), max(indexes, key=rank)))
     return [ranked[i] for i in sorted(kept)]
 
 

@@ -207,6 +207,26 @@ class InspectionScenarios:
         return self.propose(runtime, clock, "remove", {"reason": "mampu"}, hid)
 
     @staticmethod
+    def complain(
+        runtime: Runtime,
+        hid: UUID,
+        *,
+        channel: str = "sms_whatsapp",
+        category: str = "aid_not_received",
+        description: str = "BPNT belum diterima",
+    ) -> UUID:
+        complaint: UUID = runtime.app.receive_complaint(
+            actor=FRONT_OFFICE,
+            region=DESA,
+            channel=channel,
+            complaint_type="complaint",
+            category=category,
+            description=description,
+            household_id=hid,
+        ).id
+        return complaint
+
+    @staticmethod
     def explain(
         runtime: Runtime, inspector: Inspector, hid: UUID, start: datetime
     ) -> dict[str, Any]:
@@ -526,15 +546,7 @@ class InspectionScenarios:
     ) -> None:
         self.publish(runtime, clock)
         h = self.register(runtime, clock, 8)
-        complaint = runtime.app.receive_complaint(
-            actor=FRONT_OFFICE,
-            region=DESA,
-            channel="sms_whatsapp",
-            complaint_type="complaint",
-            category="aid_not_received",
-            description="BPNT belum diterima",
-            household_id=h,
-        ).id
+        complaint = self.complain(runtime, h)
         for action, details in (
             ("acknowledge", {"note": "dicek"}),
             ("resolve", {"outcome": "Sudah disalurkan e-warung"}),
@@ -560,14 +572,8 @@ class InspectionScenarios:
         self.publish(runtime, clock)
         h = self.register(runtime, clock, 8)
         clock.advance(minutes=7)
-        runtime.app.receive_complaint(
-            actor=FRONT_OFFICE,
-            region=DESA,
-            channel="walk_in",
-            complaint_type="complaint",
-            category="wrong_data",
-            description="Data lantai salah",
-            household_id=h,
+        self.complain(
+            runtime, h, channel="walk_in", category="wrong_data", description="Data lantai salah"
         )
         update = self.update(runtime, clock, h, 11)
         runtime.app.record_inspection(
@@ -648,15 +654,7 @@ class InspectionScenarios:
         h = self.register(runtime, clock, 8)
         other = self.register(runtime, clock, 5)
         update = self.update(runtime, clock, h, 12)
-        complaint = runtime.app.receive_complaint(
-            actor=FRONT_OFFICE,
-            region=DESA,
-            channel="walk_in",
-            complaint_type="complaint",
-            category="aid_not_received",
-            description="BPNT belum diterima",
-            household_id=h,
-        ).id
+        complaint = self.complain(runtime, h, channel="walk_in")
         runtime.catch_up()
         registration = next(
             UUID(e["aggregate_id"])

@@ -19,8 +19,11 @@ from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.domain.access import Action, authorize
 from slrt.domain.common import Actor, Role
 from slrt.dossier import build_dossier
-from slrt.inspection import TIMELINE_KINDS, Inspector
+from slrt.inspection import TIMELINE_KINDS, VERIFY_SCOPES, Inspector
 from slrt.runtime import Runtime
+
+#: The dossier's `verify` was a boolean: `true` verified the whole store.
+_FORMER_VERIFY = {"true": "store", "false": "none"}
 
 router = APIRouter(prefix="/api/v1/households", tags=["inspection"], responses=PROBLEM_RESPONSES)
 
@@ -132,7 +135,7 @@ def dossier(
     verify: Annotated[
         str,
         Query(
-            pattern="^(records|store|none|true|false)$",
+            pattern=f"^({'|'.join((*VERIFY_SCOPES, *_FORMER_VERIFY))})$",
             description=(
                 "The hash chain check: `records` (default) checks every event of the "
                 "household and of the records that touched it (proposals, complaints, "
@@ -156,7 +159,3 @@ def dossier(
         verify=_FORMER_VERIFY.get(verify, verify),
     )
     return HTMLResponse(html)
-
-
-#: The dossier's `verify` was a boolean: `true` verified the whole store.
-_FORMER_VERIFY = {"true": "store", "false": "none"}
