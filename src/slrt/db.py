@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,6 +163,22 @@ def create_read_engine(settings: Settings) -> Engine:
         cursor.close()
 
     return engine
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one state of the database, for an answer made of
+    several statements (a household's row and its rank counted; a page, its total and
+    its read model's position): REPEATABLE READ and read only on PostgreSQL, one deferred
+    transaction on SQLite (in WAL mode its snapshot is taken at the first read)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        else:
+            conn.exec_driver_sql("BEGIN")
+        yield conn
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -26,6 +26,7 @@ from slrt.api.schemas.complaints import (
 )
 from slrt.api.schemas.proposals import Page, RegionCode
 from slrt.application import Outcome
+from slrt.db import snapshot
 from slrt.domain.access import Action, authorize, covers
 from slrt.domain.common import Actor, Role
 from slrt.domain.complaint import ComplaintStatus
@@ -226,7 +227,7 @@ def list_complaints_route(
         runtime.app.record_inspection(
             actor=actor, resource="complaints", resource_id=None, region=region
         )
-    with runtime.engine.connect() as conn:
+    with snapshot(runtime.engine) as conn:
         read_model = state_of(runtime, conn, "complaint_list")
         total, rows = list_complaints(
             conn, region=region, status=state.value if state else None, limit=limit, offset=offset

@@ -14,6 +14,7 @@ from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.read_models import state_of
 from slrt.api.schemas.households import HouseholdOut, HouseholdSummary
 from slrt.api.schemas.proposals import Page, RegionCode
+from slrt.db import snapshot
 from slrt.domain.access import Action, authorize
 from slrt.domain.common import Role
 from slrt.domain.reference import kabupaten_of, mask_identifier, region_name
@@ -52,7 +53,7 @@ def get_household(
             **Inspector(runtime).household_as_of(household_id, as_of, reveal=reveal)
         )
     shown = (lambda value: value) if reveal else mask_identifier
-    with runtime.engine.connect() as conn:
+    with snapshot(runtime.engine) as conn:
         derived = get_household_status(conn, str(household_id)) or {}
     response.headers["ETag"] = f'"{household.version}"'
     return HouseholdOut(
@@ -108,7 +109,7 @@ def list_households_route(
         runtime.app.record_inspection(
             actor=actor, resource="households", resource_id=None, region=region
         )
-    with runtime.engine.connect() as conn:
+    with snapshot(runtime.engine) as conn:
         read_model = state_of(runtime, conn, "household_status")
         total, rows = list_households(
             conn,

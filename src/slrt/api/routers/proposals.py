@@ -24,6 +24,7 @@ from slrt.api.schemas.proposals import (
     Withdrawal,
 )
 from slrt.application import Outcome
+from slrt.db import snapshot
 from slrt.domain.access import Action, authorize
 from slrt.domain.common import Actor, Role
 from slrt.domain.household import member_warnings
@@ -247,7 +248,7 @@ def list_proposals_route(
         runtime.app.record_inspection(
             actor=actor, resource="proposals", resource_id=None, region=region
         )
-    with runtime.engine.connect() as conn:
+    with snapshot(runtime.engine) as conn:
         read_model = state_of(runtime, conn, "proposal_list")
         total, rows = list_proposals(
             conn,
