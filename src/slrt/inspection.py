@@ -191,15 +191,14 @@ class Inspector:
         if changes not in ("rank", "desil"):
             raise InvalidInput("changes must be rank or desil", field="changes")
         region = self._household_now(household_id).region
-        every = self.rank_points(household_id, start, end)
-        points = notable(every) if changes == "desil" else every
+        points, moves = self._rank_points(household_id, start, end, every=changes == "rank")
         return {
             "household_id": str(household_id),
             "scope": kabupaten_of(region),
             "from": local_time(start, region) if start else None,
             "to": local_time(end, region) if end else None,
             "changes": changes,
-            "not_listed": len(every) - len(points),
+            "not_listed": moves - len(points),
             "points": [
                 {**p, "at": local_time(p["at"], region) if p["at"] else None} for p in points
             ],
@@ -209,10 +208,20 @@ class Inspector:
         self, household_id: UUID, start: datetime | None = None, end: datetime | None = None
     ) -> list[dict[str, Any]]:
         """`rank_history`'s points, with their times as UTC datetimes."""
+        return self._rank_points(household_id, start, end)[0]
+
+    def _rank_points(
+        self,
+        household_id: UUID,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        every: bool = True,
+    ) -> tuple[list[dict[str, Any]], int]:
         with self.runtime.engine.connect() as conn:
             n1 = ix.notification_at(conn, _utc(start)) if start else 0
             n2 = self._notification(conn, end)
-            return _history(conn, str(household_id), n1, n2)
+            return _history(conn, str(household_id), n1, n2, every=every)
 
     def rank_explanation(
         self,
@@ -345,7 +354,7 @@ class Inspector:
                 # The desil changes and those of its own data or the model: in a large
                 # scope the rank alone moves with most events of the scope, and would
                 # bury the household's own events (rank-history has every one).
-                ranks = notable(_history(conn, hid, n1, n2))
+                ranks, _ = _history(conn, hid, n1, n2, every=False)
         for row in rows:
             kind = _kind(row.topic)
             if kind not in wanted:
@@ -470,26 +479,33 @@ def notable(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _history(conn: Connection, hid: str, n1: int, n2: int) -> list[dict[str, Any]]:
-    """Rank and desil at n1, then at every notification in (n1, n2] that changed them.
-    Sums per-notification deltas of the count ahead, segment by segment between the
-    household's own score changes (where the count is recomputed for its new score)."""
+def _history(
+    conn: Connection, hid: str, n1: int, n2: int, *, every: bool = True
+) -> tuple[list[dict[str, Any]], int]:
+    """Rank and desil at n1, then at every notification in (n1, n2] that changed them,
+    and how many points that is. Sums per-notification deltas of the count ahead,
+    segment by segment between the household's own score changes (where the count is
+    recomputed for its new score). `every=False`: only the `notable` points, the sums
+    done by the database (`score_log.desil_changes`); the count is still of all."""
     scope = sl.scope_of(conn, hid)
     if scope is None:
-        return []
+        return [], 0
     own = sl.own_row_at(conn, hid, n1)
     score = own.new_score if own is not None else None
     ahead, others = sl.others_at(
         conn, scope=scope, household_id=hid, score=score or 0.0, notification_id=n1
     )
     points: list[dict[str, Any]] = []
+    #: (rank, desil) of the last point, listed or not; and how many points there are.
+    last: tuple[int | None, int | None] | None = None
+    moves = 0
 
     def emit(nid: int, at: datetime | None, cause: str) -> None:
+        nonlocal last, moves
         rank = ahead + 1 if score is not None else None
         population = others + (1 if score is not None else 0)
         desil = sl.desil_of(rank, population) if rank is not None else None
-        last = points[-1] if points else None
-        if last is not None and (last["rank"], last["desil"]) == (rank, desil):
+        if last == (rank, desil):
             return
         points.append(
             {
@@ -500,21 +516,52 @@ def _history(conn: Connection, hid: str, n1: int, n2: int) -> list[dict[str, Any
                 "population": population,
                 "score": score,
                 "cause": cause,
-                "previous": {"rank": last["rank"], "desil": last["desil"]} if last else None,
+                "previous": {"rank": last[0], "desil": last[1]} if last else None,
             }
         )
+        last = (rank, desil)
+        moves += 1
 
     emit(n1, own.at if own is not None else None, "start")
     cursor = n1
     for row in [*sl.own_rows(conn, hid, n1, n2), None]:
         stop = row.notification_id if row is not None else n2 + 1
-        key = score if score is not None else 0.0
-        for nid, at, d_ahead, d_count in sl.deltas(
-            conn, scope=scope, household_id=hid, score=key, after=cursor, before=stop
-        ):
-            ahead += d_ahead
-            others += d_count
-            emit(nid, at, "population")
+        if score is None:
+            pass  # not ranked meanwhile: others move the population, never its rank
+        elif every:
+            for nid, at, d_ahead, d_count in sl.deltas(
+                conn, scope=scope, household_id=hid, score=score, after=cursor, before=stop
+            ):
+                ahead += d_ahead
+                others += d_count
+                emit(nid, at, "population")
+        else:
+            found = sl.desil_changes(
+                conn,
+                scope=scope,
+                household_id=hid,
+                score=score,
+                after=cursor,
+                before=stop,
+                ahead=ahead,
+                others=others,
+            )
+            for change in found.changes:
+                points.append(
+                    {
+                        "at": change.at,
+                        "notification_id": change.notification_id,
+                        "rank": change.ahead + 1,
+                        "desil": change.desil,
+                        "population": change.others + 1,
+                        "score": score,
+                        "cause": "population",
+                        "previous": {"rank": change.previous[0], "desil": change.previous[1]},
+                    }
+                )
+            ahead, others, moves = found.ahead, found.others, moves + found.moves
+            if found.moves:
+                last = (ahead + 1, sl.desil_of(ahead + 1, others + 1))
         if row is None:
             break
         score = row.new_score
@@ -527,7 +574,7 @@ def _history(conn: Connection, hid: str, n1: int, n2: int) -> list[dict[str, Any
         )
         emit(row.notification_id, row.at, row.cause)
         cursor = row.notification_id
-    return points
+    return points, moves
 
 
 def _population(

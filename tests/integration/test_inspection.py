@@ -3,6 +3,7 @@ PostgreSQL by subclassing."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from slrt.config import Settings
 from slrt.domain.common import NotFound
 from slrt.domain.scoring import ModelVersion
 from slrt.dossier import build_dossier
-from slrt.inspection import Inspector
+from slrt.inspection import Inspector, notable
 from slrt.projections import score_log
 from slrt.projections.household_status import get_household_status
 from slrt.runtime import Runtime, build_runtime
@@ -538,6 +539,46 @@ class InspectionScenarios:
             if point["notification_id"] not in kept:
                 assert point["cause"] == "population"
                 assert point["desil"] == previous["desil"] and point["rank"] != previous["rank"]
+
+    def test_the_desil_changes_summed_by_the_database_are_those_of_every_point(
+        self, runtime: Runtime, clock: Clock, inspector: Inspector
+    ) -> None:
+        """`changes=desil` and the timeline sum the moves up in SQL (window functions on
+        both backends); they must list exactly `notable` of every point, and count them."""
+        rng = random.Random(15)
+        self.publish(runtime, clock)
+        households = [
+            self.register(runtime, clock, rng.randint(2, 14), members=rng.randint(1, 6))
+            for _ in range(16)
+        ]
+        middle = clock.now
+        removed: set[UUID] = set()
+        for step in range(14):
+            if step == 7:
+                self.publish(runtime, clock, FLAT_MODEL)
+            elif step % 4 == 3:
+                gone = rng.choice([h for h in households if h not in removed])
+                self.remove(runtime, clock, gone)
+                removed.add(gone)
+            elif step % 4 == 1:
+                households.append(self.register(runtime, clock, rng.randint(2, 14)))
+            else:
+                self.update(runtime, clock, rng.choice(households), rng.randint(0, 14))
+        runtime.catch_up()
+
+        by_population = 0
+        for h in households:
+            for start in (None, middle):
+                every = inspector.rank_history(h, start)
+                desil = inspector.rank_history(h, start, changes="desil")
+                assert desil["points"] == notable(every["points"])
+                assert desil["not_listed"] == len(every["points"]) - len(desil["points"])
+                by_population += sum(p["cause"] == "population" for p in desil["points"])
+            timeline = inspector.timeline(h, kinds={"rank"})
+            assert [e["notification_id"] for e in timeline] == [
+                p["notification_id"] for p in notable(inspector.rank_history(h)["points"])[1:]
+            ]
+        assert by_population > 10  # the scenario moves desils by others' changes
 
     # -- timeline and dossier -------------------------------------------------------------
 

@@ -1050,6 +1050,132 @@ def deltas(
     return out
 
 
+#: `deltas` summed up in the database, for a household's changes of desil only: per
+#: notification in (n1, n2) that moves the count ahead of the key or the count of the
+#: others, the counts from then on (:a0, :o0 at n1), its desil and the one before it
+#: (from the counts less its own deltas). Returned: the notifications that change the
+#: desil, then one row of totals: how many notifications changed rank or desil, and the
+#: counts at the end. Casts: PostgreSQL sums bigints into numerics (slow, and divided
+#: into fractions).
+_DESIL_CHANGES = text(
+    f"""
+    WITH d AS (
+      SELECT notification_id AS nid,
+             CAST(SUM({_ahead("new_score")} - {_ahead("old_score")}) AS INTEGER) AS da,
+             CAST(SUM(CASE WHEN new_score IS NOT NULL THEN 1 ELSE 0 END
+                 - CASE WHEN old_score IS NOT NULL THEN 1 ELSE 0 END) AS INTEGER) AS dc
+      FROM score_log
+      WHERE scope = :scope AND notification_id > :n1 AND notification_id < :n2
+        AND household_id <> :h
+      GROUP BY notification_id
+    ), c AS (
+      SELECT nid, da, dc,
+             CAST(:a0 AS BIGINT) + SUM(da) OVER w AS ahead,
+             CAST(:o0 AS BIGINT) + SUM(dc) OVER w AS others
+      FROM d WHERE da <> 0 OR dc <> 0
+      WINDOW w AS (ORDER BY nid ROWS UNBOUNDED PRECEDING)
+    ), e AS (
+      SELECT nid, da, dc, ahead, others,
+             (10 * ahead) / (others + 1) + 1 AS desil,
+             (10 * (ahead - da)) / (others - dc + 1) + 1 AS before
+      FROM c
+    )
+    SELECT 0 AS totals, nid, da, ahead, others, desil, before FROM e WHERE desil <> before
+    UNION ALL
+    SELECT 1, NULL, SUM(CASE WHEN da <> 0 OR desil <> before THEN 1 ELSE 0 END),
+           CAST(:a0 AS BIGINT) + COALESCE(SUM(da), 0), CAST(:o0 AS BIGINT) + COALESCE(SUM(dc), 0),
+           NULL, NULL
+    FROM e
+    ORDER BY totals, nid
+    """
+)
+
+
+@dataclass(frozen=True)
+class DesilChange:
+    notification_id: int
+    at: datetime
+    #: Households ranked ahead of the key, and other ranked households, from then on.
+    ahead: int
+    others: int
+    desil: int
+    #: The rank and desil just before.
+    previous: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DesilChanges:
+    """A ranked household's changes of desil as others enter, leave or cross it."""
+
+    changes: list[DesilChange]
+    #: Notifications that changed its rank or desil (the points `deltas` gives).
+    moves: int
+    #: The counts ahead and of the others at the end (as they were if nothing moved).
+    ahead: int
+    others: int
+
+
+def desil_changes(
+    conn: Connection,
+    *,
+    scope: str,
+    household_id: str,
+    score: float,
+    after: int,
+    before: int,
+    ahead: int,
+    others: int,
+) -> DesilChanges:
+    """For a household ranked with `score` throughout (after, before), `ahead` and
+    `others` counted at `after`: the changes of its desil the others cause, summed up
+    in the database (a household in a scope of 100,000 is moved by most of the scope's
+    notifications, and only a few of them change its desil)."""
+    params = {
+        "scope": scope,
+        "h": household_id,
+        "s": score,
+        "n1": after,
+        "n2": before,
+        "a0": ahead,
+        "o0": others,
+    }
+    *changed, totals = conn.execute(_DESIL_CHANGES, params).all()
+    times = _times(conn, scope, [r.nid for r in changed])
+    return DesilChanges(
+        [
+            DesilChange(
+                int(r.nid),
+                times[int(r.nid)],
+                int(r.ahead),
+                int(r.others),
+                int(r.desil),
+                (int(r.ahead) - int(r.da) + 1, int(r.before)),
+            )
+            for r in changed
+        ],
+        int(totals.da or 0),
+        int(totals.ahead),
+        int(totals.others),
+    )
+
+
+def _times(conn: Connection, scope: str, notification_ids: list[int]) -> dict[int, datetime]:
+    """When each notification was recorded, as `deltas` gives it."""
+    if not notification_ids:
+        return {}
+    found = conn.execute(
+        select(score_log.c.notification_id, func.max(score_log.c.at))
+        .where(score_log.c.scope == scope, score_log.c.notification_id.in_(notification_ids))
+        .group_by(score_log.c.notification_id)
+    )
+    times = {}
+    for nid, at in found:
+        if isinstance(at, str):  # SQLite returns MAX() of a datetime column as text (UTC)
+            at = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        times[int(nid)] = at
+    return times
+
+
 def model_versions(conn: Connection) -> dict[int, dict[str, Any]]:
     return {
         int(r[0]): {**json.loads(r[1]), "published_at": r[2]}
