@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
-from slrt.projections.base import REBUILDING, tracking
+from slrt.projections.base import REBUILDING, projection_versions, tracking
 from tests.api.conftest import Api
 from tests.api.test_complaints_api import receive
 from tests.api.test_proposals_api import register, submit
@@ -68,3 +68,51 @@ def test_a_list_being_rebuilt_says_it_is_incomplete(api: Api, path: str, name: s
         "lag": api.runtime.app.recorder.max_notification_id(),
         "rebuilding": True,
     }
+
+
+@pytest.mark.parametrize(("path", "name"), LISTS.items())
+def test_a_list_rebuilt_in_this_process_is_incomplete_until_it_reaches_where_it_began(
+    api: Api, path: str, name: str
+) -> None:
+    for _ in range(3):
+        register(api)
+        receive(api)
+    api.runtime.catch_up()
+    began = api.events()
+    worker = api.runtime.workers[name]
+    worker.reset()  # what `slrt projections rebuild` and a new projection version do
+
+    states = [api.get(path, FRONT_OFFICE).json()["read_model"]]
+    worker.batch_size = worker.max_batch_size = 1
+    while worker.position() < began:
+        worker.run_once()
+        states.append(api.get(path, FRONT_OFFICE).json()["read_model"])
+    submit(api)
+    after = api.get(path, FRONT_OFFICE).json()["read_model"]
+
+    assert [s["rebuilding"] for s in states] == [True] * (len(states) - 1) + [False]
+    assert [s["position"] for s in states] == sorted(s["position"] for s in states)
+    assert states[0]["position"] == 0 and states[-1]["position"] == began
+    assert after["lag"] > 0 and not after["rebuilding"]  # behind, but not missing old rows
+
+
+@pytest.mark.parametrize(("path", "name"), LISTS.items())
+def test_a_read_model_new_to_a_store_with_events_is_built_from_zero(
+    api: Api, path: str, name: str
+) -> None:
+    register(api)
+    receive(api)
+    worker = api.runtime.workers[name]
+    with api.runtime.engine.begin() as conn:  # as before the read model existed
+        conn.execute(delete(projection_versions).where(projection_versions.c.projection == name))
+        conn.execute(delete(tracking).where(tracking.c.projection == name))
+        for table in worker.projection.tables:
+            conn.execute(table.delete())
+    worker.check_version()  # what the runtime does at start
+
+    building = api.get(path, FRONT_OFFICE).json()["read_model"]
+    api.runtime.catch_up()
+    built = api.get(path, FRONT_OFFICE).json()["read_model"]
+
+    assert building == {"name": name, "position": 0, "lag": api.events(), "rebuilding": True}
+    assert built == {"name": name, "position": api.events(), "lag": 0, "rebuilding": False}

@@ -87,6 +87,17 @@ projection_versions = Table(
 )
 
 
+#: Where a rebuild from zero ends: the last notification recorded when the projection's
+#: rows were thrown away. Until its position reaches it, the read model lacks old rows,
+#: not only the newest (`read_model_state`).
+projection_rebuilds = Table(
+    "projection_rebuilds",
+    metadata,
+    Column("projection", String(100), primary_key=True),
+    Column("until_notification_id", Integer, nullable=False),
+)
+
+
 #: The tracked position of a projection while several processes rebuild it
 #: (slrt.projections.parallel): its own workers leave it alone until the rebuild ends.
 REBUILDING = -1
@@ -116,13 +127,37 @@ def read_position(conn: Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def read_model_state(position: int, head: int) -> dict[str, Any]:
+def read_progress(conn: Connection, name: str) -> tuple[int, int | None]:
+    """The read model's position, and where a rebuild of it from zero ends (None: it
+    was never rebuilt). Read them before the rows, on their connection: the rows then
+    include at least what they say."""
+    until = conn.execute(
+        select(projection_rebuilds.c.until_notification_id).where(
+            projection_rebuilds.c.projection == name
+        )
+    ).scalar()
+    return read_position(conn, name), until
+
+
+def read_model_state(position: int, head: int, until: int | None) -> dict[str, Any]:
     """How current a read model is, as the API shows it: the last event it includes, how
-    many recorded events it does not include yet, and whether it is being rebuilt in
-    other processes (its rows are not all there then, and it has no position)."""
+    many recorded events it does not include yet, and whether it is being rebuilt from
+    zero (its older rows are not all there then): in this or another process until its
+    position reaches `until`, the end the rebuild started from; or in several other
+    processes (it has no position then)."""
     if position == REBUILDING:
         return {"position": None, "lag": head, "rebuilding": True}
-    return {"position": position, "lag": max(0, head - position), "rebuilding": False}
+    return {
+        "position": position,
+        "lag": max(0, head - position),
+        "rebuilding": until is not None and position < until,
+    }
+
+
+def mark_rebuild(conn: Connection, name: str, until: int) -> None:
+    """Records that `name` is rebuilt from zero up to notification `until`."""
+    conn.execute(projection_rebuilds.delete().where(projection_rebuilds.c.projection == name))
+    conn.execute(insert(projection_rebuilds).values(projection=name, until_notification_id=until))
 
 
 def advance_position(conn: Connection, name: str, application: str, old: int, new: int) -> None:
@@ -252,7 +287,13 @@ class ProjectionWorker(BackgroundLoop):
 
     def lag(self) -> int:
         """How many notifications are recorded but not yet applied."""
-        return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
+        return max(0, self._head() - self.position())
+
+    def state(self, head: int) -> dict[str, Any]:
+        """`read_model_state` of this worker's read model."""
+        with self.engine.connect() as conn:
+            position, until = read_progress(conn, self.name)
+        return read_model_state(position, head, until)
 
     def run_once(self) -> int:
         """Applies the next batch in one transaction; returns how many notifications it read.
@@ -400,10 +441,14 @@ class ProjectionWorker(BackgroundLoop):
                 )
             ).scalar()
             if stored is None:
-                stored = 1 if read_position(conn, self.name) else wanted
+                built = read_position(conn, self.name)
+                stored = 1 if built else wanted
                 conn.execute(
                     insert(projection_versions).values(projection=self.name, version=wanted)
                 )
+                if not built and (head := self._head()):
+                    # A read model new to a store that holds events: built from zero.
+                    mark_rebuild(conn, self.name, head)
             elif stored != wanted:
                 conn.execute(
                     update(projection_versions)
@@ -425,6 +470,7 @@ class ProjectionWorker(BackgroundLoop):
                 for table in self.projection.tables:
                     table.create(conn)
                 conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+                mark_rebuild(conn, self.name, self._head())
         if not (changed or interrupted):
             return False
         self.projection.reset_cache()
@@ -450,6 +496,10 @@ class ProjectionWorker(BackgroundLoop):
             for table in self.projection.tables:
                 conn.execute(table.delete())
         conn.execute(tracking.delete().where(tracking.c.projection == self.name))
+        mark_rebuild(conn, self.name, self._head())
+
+    def _head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
 
     def reset(self) -> None:
         """Empties the projection's tables and position, for a rebuild from zero."""

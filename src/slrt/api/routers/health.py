@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from slrt.api.deps import RuntimeDep
-from slrt.projections.base import read_model_state
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
@@ -19,7 +18,7 @@ def health(runtime: RuntimeDep) -> JSONResponse:
         head = runtime.app.recorder.max_notification_id() or 0
         projections: dict[str, Any] = {}
         for name, worker in runtime.workers.items():
-            projections[name] = read_model_state(worker.position(), head)
+            projections[name] = worker.state(head)
         outbox = runtime.processes.get("referral_outbox")
         referral_outbox = outbox.status() if outbox is not None else None
     except Exception:

@@ -190,13 +190,16 @@ class ReadModelState(BaseModel):
 
     name: str = Field(description="The read model the list comes from")
     position: int | None = Field(
-        description="The last event the list includes (null while it is being rebuilt)"
+        description="The last event the list includes (null while several processes rebuild it)"
     )
     lag: int = Field(
         description="Events recorded after that one (not all of them need change the list)"
     )
     rebuilding: bool = Field(
-        description="Being rebuilt from zero: the list is incomplete until it ends"
+        description=(
+            "Being built from zero (after an upgrade, a repair, or as a new read model): "
+            "older rows are missing until it reaches the last event recorded when it began"
+        )
     )
 
 
