@@ -266,6 +266,23 @@ def measure(runtime: Runtime, ids: list[uuid.UUID], samples: int, seed: int) -> 
         began = time.perf_counter()
         build_dossier(inspector, hid, viewer=VIEWER, as_of=[], start=None, end=None)
         dossiers.append(time.perf_counter() - began)
+    # A household's timeline (its desil changes summed up by the database since the
+    # fifteenth session), and its desil changes alone, beside every change of its rank
+    # (walked in Python: what the desil changes were before).
+    timelines: list[float] = []
+    desil_changes: list[float] = []
+    every_change: list[float] = []
+    for _ in range(max(20, samples // 4)):
+        hid = rng.choice(ids)
+        began = time.perf_counter()
+        inspector.timeline(hid)
+        timelines.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        inspector.rank_history(hid, changes="desil")
+        desil_changes.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        inspector.rank_history(hid)
+        every_change.append(time.perf_counter() - began)
     began = time.perf_counter()
     whole = verification_result(inspector, ids[0], "store")
     store_seconds = time.perf_counter() - began
@@ -274,6 +291,9 @@ def measure(runtime: Runtime, ids: list[uuid.UUID], samples: int, seed: int) -> 
         "dossier_records_verification": percentiles(chains),
         "dossier_with_records_verification": percentiles(dossiers),
         "store_verification_seconds": round(store_seconds, 2),
+        "timeline": percentiles(timelines),
+        "rank_history_desil_changes": percentiles(desil_changes),
+        "rank_history_every_change": percentiles(every_change),
         "as_of_replay": percentiles(as_of),
         "rank_explanation_one_year": percentiles(explain),
         "rank_explanation_one_year_ended_60_days_ago": percentiles(explain_past),
@@ -363,6 +383,8 @@ def _markdown(result: dict[str, Any]) -> str:
     p = result["rank_explanation_one_year_ended_60_days_ago"]
     c, d = result["dossier_records_verification"], result["dossier_with_records_verification"]
     ratio = c["p50_ms"] / 1000 / result["store_verification_seconds"]
+    t, h = result["timeline"], result["rank_history_desil_changes"]
+    w = result["rank_history_every_change"]
     return (
         "# Inspection latency (PostgreSQL, one scope)\n\n"
         f"{result['households']} households, {result['events']} events, "
@@ -376,7 +398,14 @@ def _markdown(result: dict[str, Any]) -> str:
         f"| a dossier's hash chain check, its own records | {c['p50_ms']} | {c['p95_ms']} | "
         f"{c['max_ms']} | {c['n']} | — |\n"
         f"| a whole dossier, checking its own records | {d['p50_ms']} | {d['p95_ms']} | "
-        f"{d['max_ms']} | {d['n']} | — |\n\n"
+        f"{d['max_ms']} | {d['n']} | — |\n"
+        f"| a household's timeline, whole | {t['p50_ms']} | {t['p95_ms']} | {t['max_ms']} | "
+        f"{t['n']} | — |\n"
+        f"| rank history, desil changes (`changes=desil`) | {h['p50_ms']} | {h['p95_ms']} | "
+        f"{h['max_ms']} | {h['n']} | — |\n"
+        f"| rank history, every change (baseline) | {w['p50_ms']} | {w['p95_ms']} | "
+        f"{w['max_ms']} | {w['n']} | — |\n\n"
+        f"Desil changes at {h['p50_ms'] / w['p50_ms']:.2f} of every change (p50).\n"
         f"The whole store's verification (what every dossier ran before): "
         f"{result['store_verification_seconds']} s, {ratio:.5f} of it for one dossier's "
         "records (p50).\n"
