@@ -44,6 +44,7 @@ bench: $(STAMP) postgres-up
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.audit_overhead
 	$(BIN)/python -m bench.inspection
+	$(BIN)/python -m bench.region_activity
 	$(BIN)/python -m bench.referrals
 
 clean:

@@ -188,11 +188,12 @@ def list_activity(
             row["applied"][kind] += int(count)
         last = date.fromisoformat(last) if isinstance(last, str) else last
         row["last"] = max(row["last"] or last, last)
-    desa = conn.execute(
-        select(child, func.count(func.distinct(region_activity.c.region)))
-        .where(*within)
-        .group_by(child)
-    )
+    # Distinct desa first, then counted per region: a count(DISTINCT) per group sorted
+    # every row of the period (the country for a year, 4,000,000 rows: 2.4 s against
+    # 0.45 s, bench/README.md).
+    active = select(region_activity.c.region).where(*within).distinct().subquery()
+    active_child = func.substr(active.c.region, 1, length)
+    desa = conn.execute(select(active_child, func.count()).group_by(active_child))
     for code, active in desa:
         activity[code]["desa_active"] = int(active)
     return activity
