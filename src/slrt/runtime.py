@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.schema import CreateIndex
 
 from slrt.application import Clock, SlrtApplication, utc_now
 from slrt.audit_anchor import AnchorProcess
@@ -35,6 +38,9 @@ def lookup_key(settings: Settings) -> bytes:
     """Key of the NIK / No. KK look-up hashes: derived from the cipher key when set."""
     secret = settings.cipher_key or "slrt-lookup-key-without-cipher"
     return hashlib.sha256(b"slrt-lookup:" + secret.encode()).digest()
+
+
+log = structlog.get_logger("slrt.runtime")
 
 
 def build_projections(settings: Settings) -> list[Projection]:
@@ -123,17 +129,55 @@ class Runtime:
 OBSOLETE_INDEXES = ("household_ranking_desil",)
 
 
+#: How long building one missing index at start may wait for the transactions already
+#: running on its table (PostgreSQL); the usual lock timeout would cut it short.
+INDEX_BUILD_LOCK_TIMEOUT = "10min"
+
+
 def create_missing_indexes(engine: Engine) -> None:
     """Creates indexes added to existing tables since they were created (an upgrade gets
     them without a rebuild), and drops obsolete ones. After the projections' version
     checks, which create the tables of a changed projection again, with any new columns
-    these indexes need."""
-    with engine.begin() as conn:
-        for name in OBSOLETE_INDEXES:
-            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
-    for table in metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
+    these indexes need.
+
+    On PostgreSQL both happen CONCURRENTLY: a table of millions of rows takes minutes to
+    index, and a plain CREATE INDEX holds off every write to it meanwhile (other
+    processes still serving, workers), which then fail on their lock timeout. A build
+    that was interrupted leaves an invalid index behind: it is dropped and built again."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            for name in OBSOLETE_INDEXES:
+                conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(engine, checkfirst=True)
+        return
+    ours = {
+        str(index.name): (table.name, index)
+        for table in metadata.sorted_tables
+        for index in table.indexes
+    }
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"SET lock_timeout = '{INDEX_BUILD_LOCK_TIMEOUT}'"))
+        invalid = set(conn.execute(_INVALID_INDEXES).scalars()) & set(ours)
+        for name in sorted({*OBSOLETE_INDEXES, *invalid}):
+            conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+        existing = set(conn.execute(_INDEXES).scalars())
+        for name, (table_name, index) in ours.items():
+            if name not in existing:
+                log.info("index.creating", index=name, table=table_name)
+                ddl = str(CreateIndex(index).compile(dialect=conn.dialect))
+                conn.exec_driver_sql(_PLAIN_CREATE.sub(r"CREATE \1INDEX CONCURRENTLY", ddl, 1))
+        conn.execute(text("RESET lock_timeout"))
+
+
+_INVALID_INDEXES = text(
+    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE NOT i.indisvalid AND n.nspname = current_schema()"
+)
+_INDEXES = text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+_PLAIN_CREATE = re.compile(r"^CREATE (UNIQUE )?INDEX")
 
 
 def build_runtime(
