@@ -58,6 +58,9 @@ class _Pending:
     settled: bool = False
     #: Its caller announced it while deciding (`GroupCommitter.expect`).
     announced: bool = False
+    #: Not a command: queued when the last announced command was closed unqueued, so
+    #: that a batch waiting for it is saved now, not at the end of its window.
+    wake: bool = False
 
     def start(self) -> bool:
         """False if the caller took the command out (cancelled `done`) while it was
@@ -113,9 +116,8 @@ def _finish(pendings: Sequence[_Pending], error: BaseException | None) -> None:
 class Expected:
     """A command being decided, whose commit the committer waits for (`window` at most)
     before it saves a batch. It is closed when the command is queued, or by `close` when
-    it will not be (refused, or its caller went away); closing twice counts once. A
-    batch already waiting when it is closed unqueued waits out its window (nothing wakes
-    it), so the window stays the bound."""
+    it will not be (refused, or its caller went away); closing twice counts once. When
+    the last one being decided is closed unqueued, a batch waiting for it is woken."""
 
     __slots__ = ("_committer", "open")
 
@@ -235,6 +237,8 @@ class GroupCommitter(BatchingThread[_Pending]):
             if expected is not None and expected.open:
                 expected.open = False
                 self._coming -= 1
+                if pending is None and not self._coming:
+                    self._enqueue(_Pending((), wake=True))
 
     def _still_coming(self) -> bool:
         with self._coming_lock:
@@ -272,10 +276,12 @@ class GroupCommitter(BatchingThread[_Pending]):
         return done
 
     def _refuse(self, pending: _Pending) -> None:
-        if pending.start():
+        if not pending.wake and pending.start():
             _finish([pending], GroupCommitClosed(_STOPPING))
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        if first.wake:  # nothing was waiting for what it announces
+            return [], False
         batch = [first] if first.start() else []
         deadline = time.perf_counter() + self.window
         closing = False
@@ -295,6 +301,8 @@ class GroupCommitter(BatchingThread[_Pending]):
             if item is None:
                 closing = True
                 break
+            if item.wake:  # the last command being decided was refused: look again
+                continue
             if item.start():  # else cancelled while queued
                 batch.append(item)
                 announced = announced or item.announced

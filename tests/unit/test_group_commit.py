@@ -199,6 +199,22 @@ def test_an_announced_batch_is_saved_once_nothing_else_is_being_decided() -> Non
         committer.close()
 
 
+def test_a_batch_held_for_a_command_that_is_then_refused_is_saved_at_once() -> None:
+    store = _Store()
+    committer = GroupCommitter(store, window=60.0, max_batch=10)
+    try:
+        refused = committer.expect()
+        first = committer.submit([_Aggregate("first")], committer.expect())
+        assert not store.started.wait(0.2)  # held for "refused", still being decided
+        refused.close()  # refused after all: nothing else is being decided
+        first.result(timeout=10)
+        later = committer.submit([_Aggregate("later")], committer.expect())
+        later.result(timeout=10)  # the wake-up left behind holds nothing up either
+        assert (committer.batches, store.saved) == (2, ["first", "later"])
+    finally:
+        committer.close()
+
+
 def test_an_unannounced_command_waits_the_window_for_others() -> None:
     """A command decided without waiting for anything (on the event loop itself) is not
     announced; its batch waits the window for the requests behind it."""
