@@ -14,6 +14,7 @@ from slrt.projections.base import REBUILDING, tracking
 from tests.api.conftest import Api
 from tests.builders import (
     ADMIN,
+    DESA,
     DINSOS,
     DINSOS_MANAGER,
     FRONT_OFFICE,
@@ -290,6 +291,40 @@ def test_a_nik_from_a_kecamatan_no_longer_listed_is_accepted_with_a_warning(api:
     again = api.get(f"{PROPOSALS}/{answer.json()['id']}", FRONT_OFFICE)
     assert again.json()["warnings"] == answer.json()["warnings"]
     assert submit(api).json()["warnings"] == []
+
+
+def test_a_nik_or_kk_another_active_household_lists_is_warned_of_not_refused(api: Api) -> None:
+    listed = household(members=2)
+    register(api)  # another household, sharing nothing
+    holder = submit(api, {"kind": "register", "household": listed}).json()["id"]
+    assert approve(api, holder).status_code == 200
+    holder_household = verify(api, holder).json()["household_id"]
+    again = household(members=2)
+    again["members"][1]["nik"] = listed["members"][1]["nik"]  # a spouse in two households
+    again["no_kk"] = listed["no_kk"]
+    api.runtime.catch_up()
+
+    answer = submit(api, {"kind": "register", "household": again})
+    read = api.get(f"{PROPOSALS}/{answer.json()['id']}", FRONT_OFFICE).json()
+    own = api.get(f"{PROPOSALS}/{holder}", FRONT_OFFICE).json()  # applied: its own household
+
+    assert answer.status_code == 201, answer.text
+    assert read["warnings"] == [
+        f"{field} is already listed in another active household, {holder_household} in "
+        f"{DESA} (Bontang Kuala): settle which household the {what} belongs to before the "
+        "deliberation"
+        for field, what in (("members[1].nik", "person"), ("no_kk", "family card"))
+    ]
+    assert listed["members"][1]["nik"] not in str(read["warnings"])
+    assert own["warnings"] == []
+
+    removal = submit(
+        api, {"kind": "remove", "household_id": holder_household, "reason": "mampu"}
+    ).json()["id"]
+    assert approve(api, removal).status_code == 200
+    assert verify(api, removal).status_code == 200
+    api.runtime.catch_up()  # a removed household no longer holds anyone
+    assert api.get(f"{PROPOSALS}/{answer.json()['id']}", FRONT_OFFICE).json()["warnings"] == []
 
 
 @pytest.mark.parametrize("etag", [b'"\xb2"', b'"1\xb9"', b'"\xbd"'])

@@ -806,6 +806,44 @@ def _ranked_before(
     )
 
 
+def identifier_holders(
+    conn: Connection,
+    *,
+    lookup_key: bytes,
+    identifiers: dict[str, tuple[str, str]],
+    besides: str | None,
+) -> dict[str, list[tuple[str, str]]]:
+    """For each named identifier (its kind, "nik" or "kk", and its digits): the active
+    households other than `besides` that list it now, as (household id, desa), found by
+    the look-up hashes (the numbers themselves are not stored here)."""
+    named = {
+        (kind, lookup_hash(lookup_key, digits)): name
+        for name, (kind, digits) in identifiers.items()
+    }
+    if not named:
+        return {}
+    rows = conn.execute(
+        select(
+            household_lookup.c.kind,
+            household_lookup.c.key_hash,
+            household_status.c.household_id,
+            household_status.c.region,
+        )
+        .join(household_status, household_status.c.household_id == household_lookup.c.household_id)
+        .where(
+            household_lookup.c.key_hash.in_(sorted({h for _, h in named})),
+            household_status.c.status == "active",
+            household_status.c.household_id != (besides or ""),
+        )
+        .order_by(household_status.c.household_id)
+    )
+    holders: dict[str, list[tuple[str, str]]] = {}
+    for kind, key_hash, household_id, region in rows:
+        if (name := named.get((kind, key_hash))) is not None:
+            holders.setdefault(name, []).append((household_id, region))
+    return holders
+
+
 def list_households(
     conn: Connection,
     *,

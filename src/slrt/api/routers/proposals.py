@@ -29,8 +29,10 @@ from slrt.domain.access import Action, authorize
 from slrt.domain.common import Actor, Role
 from slrt.domain.household import member_warnings
 from slrt.domain.proposal import Proposal, ProposalStatus
-from slrt.domain.reference import mask_identifier
+from slrt.domain.reference import mask_identifier, region_name
+from slrt.projections.household_status import identifier_holders
 from slrt.projections.proposal_list import list_proposals
+from slrt.runtime import lookup_key
 
 router = APIRouter(
     prefix="/api/v1/proposals",
@@ -78,7 +80,7 @@ _EXAMPLE_REGISTER = {
 }
 
 
-def _out(proposal: Proposal, *, reveal: bool) -> ProposalOut:
+def _out(proposal: Proposal, *, reveal: bool, duplicates: list[str] | None = None) -> ProposalOut:
     return ProposalOut(
         id=proposal.id,
         kind=proposal.kind.value,
@@ -93,8 +95,37 @@ def _out(proposal: Proposal, *, reveal: bool) -> ProposalOut:
         submitted_at=proposal.created_on,
         updated_at=proposal.modified_on,
         version=proposal.version,
-        warnings=member_warnings((_household_part(proposal.payload) or {}).get("members")),
+        warnings=[
+            *member_warnings((_household_part(proposal.payload) or {}).get("members")),
+            *(duplicates or []),
+        ],
     )
+
+
+def _duplicates(runtime: RuntimeDep, proposal: Proposal) -> list[str]:
+    """What the deliberation should settle first: a NIK or No. KK of the proposal that
+    another active household lists now (one person, one household; one KK, one
+    household). Read from the household read model, so a moment behind."""
+    household = _household_part(proposal.payload) or {}
+    identifiers = {
+        f"members[{i}].nik": ("nik", m["nik"])
+        for i, m in enumerate(household.get("members") or [])
+        if isinstance(m, dict) and isinstance(m.get("nik"), str)
+    }
+    if isinstance(household.get("no_kk"), str):
+        identifiers["no_kk"] = ("kk", household["no_kk"])
+    besides = str(proposal.household_id) if proposal.household_id else None
+    with runtime.engine.connect() as conn:
+        holders = identifier_holders(
+            conn, lookup_key=lookup_key(runtime.settings), identifiers=identifiers, besides=besides
+        )
+    return [
+        f"{name} is already listed in another active household, {hid} in {region} "
+        f"({region_name(region)}): settle which household the "
+        f"{'person' if name != 'no_kk' else 'family card'} belongs to before the deliberation"
+        for name in identifiers
+        for hid, region in holders.get(name, [])
+    ]
 
 
 def _household_part(payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -229,7 +260,12 @@ def get_proposal(
         runtime.app.record_inspection(
             actor=actor, resource="proposal", resource_id=str(proposal_id), region=proposal.region
         )
-    return _answer(runtime, actor, Outcome(id=proposal.id, version=proposal.version), response)
+    response.headers["ETag"] = f'"{proposal.version}"'
+    return _out(
+        proposal,
+        reveal=reveals_identifiers(actor, proposal.region),
+        duplicates=_duplicates(runtime, proposal),
+    )
 
 
 @router.get("", response_model=Page[ProposalSummary])

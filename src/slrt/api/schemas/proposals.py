@@ -165,8 +165,9 @@ class ProposalOut(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description=(
-            "What the front office should check before the village deliberation, e.g. a "
-            "NIK issued under a kecamatan code that Kemendagri no longer lists"
+            "What the front office should check before the village deliberation: a NIK "
+            "issued under a kecamatan code that Kemendagri no longer lists; and, when the "
+            "proposal is read (GET), a NIK or No. KK that another active household lists"
         ),
     )
 
