@@ -159,16 +159,18 @@ def create_missing_indexes(engine: Engine) -> None:
     }
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"SET lock_timeout = '{INDEX_BUILD_LOCK_TIMEOUT}'"))
-        invalid = set(conn.execute(_INVALID_INDEXES).scalars()) & set(ours)
-        for name in sorted({*OBSOLETE_INDEXES, *invalid}):
-            conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
-        existing = set(conn.execute(_INDEXES).scalars())
-        for name, (table_name, index) in ours.items():
-            if name not in existing:
-                log.info("index.creating", index=name, table=table_name)
-                ddl = str(CreateIndex(index).compile(dialect=conn.dialect))
-                conn.exec_driver_sql(_PLAIN_CREATE.sub(r"CREATE \1INDEX CONCURRENTLY", ddl, 1))
-        conn.execute(text("RESET lock_timeout"))
+        try:
+            invalid = set(conn.execute(_INVALID_INDEXES).scalars()) & set(ours)
+            for name in sorted({*OBSOLETE_INDEXES, *invalid}):
+                conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+            existing = set(conn.execute(_INDEXES).scalars())
+            for name, (table_name, index) in ours.items():
+                if name not in existing:
+                    log.info("index.creating", index=name, table=table_name)
+                    ddl = str(CreateIndex(index).compile(dialect=conn.dialect))
+                    conn.exec_driver_sql(_PLAIN_CREATE.sub(r"CREATE \1INDEX CONCURRENTLY", ddl))
+        finally:  # the pooled connection goes back with the usual lock timeout
+            conn.execute(text("RESET lock_timeout"))
 
 
 _INVALID_INDEXES = text(
