@@ -194,8 +194,8 @@ def list_activity(
     active = select(region_activity.c.region).where(*within).distinct().subquery()
     active_child = func.substr(active.c.region, 1, length)
     desa = conn.execute(select(active_child, func.count()).group_by(active_child))
-    for code, active in desa:
-        activity[code]["desa_active"] = int(active)
+    for code, count in desa:
+        activity[code]["desa_active"] = int(count)
     return activity
 
 
