@@ -33,7 +33,6 @@ JAKARTA_DESA = regions_below("31.71", 13)[0]  # WIB: an hour behind Bontang's WI
 JAKARTA = {
     "front_office": Actor("fo-jakarta", Role.FRONT_OFFICE, JAKARTA_DESA),
     "village_head": Actor("kades-jakarta", Role.VILLAGE_HEAD, JAKARTA_DESA),
-    "dinsos": Actor("dinsos-jakarta", Role.DINSOS_VERIFIER, "31.71"),
 }
 NOV_20, NOV_21 = date(2026, 11, 20), date(2026, 11, 21)
 
@@ -50,10 +49,13 @@ class RegionActivityScenarios:
         runtime.close()
 
     @staticmethod
-    def submit(runtime: Runtime, actor: Actor, kind: str, payload: Any, hid: UUID | None = None):  # type: ignore[no-untyped-def]
-        return runtime.app.submit_proposal(
+    def submit(
+        runtime: Runtime, actor: Actor, kind: str, payload: Any, hid: UUID | None = None
+    ) -> UUID:
+        proposal_id: UUID = runtime.app.submit_proposal(
             actor=actor, kind=kind, payload=payload, household_id=hid
         ).id
+        return proposal_id
 
     def activity(self, runtime: Runtime, clock: Clock) -> None:
         """Bontang Kuala (64.74.01.1001, WITA): a registration submitted at 23:30 on the
