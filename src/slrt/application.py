@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, OperationalError, Recording
+from eventsourcing.persistence import EventStore, IntegrityError, OperationalError, Recording
 
 from slrt.config import Settings
 from slrt.domain import windows
@@ -154,6 +154,9 @@ class SlrtApplication(Application[UUID]):
         #: complaints then start their clocks under it without reading the store.
         self.sla_policy_in_force: SlaPolicyVersion | None = None
         self._policy_lock = threading.Lock()
+        self._positions: Repository[UUID] | None = None
+        self._position_snapshots: EventStore[UUID] | None = None
+        self._positions_lock = threading.Lock()
         super().__init__(env=settings.eventsourcing_env())
         self._committer: GroupCommitter | None = None
         self._reader: GroupReader | None = None
@@ -1362,11 +1365,46 @@ class SlrtApplication(Application[UUID]):
             raise InvalidInput(f"unknown answer {item.answer}", field="type")
         return True
 
+    #: An inbox position records an event for every message consumed (a million answers
+    #: over a year: a million events to replay at each start). It is snapshotted every
+    #: this many versions (`snapshot_inbox_position`) and loaded from its latest
+    #: snapshot and the events after it.
+    INBOX_SNAPSHOT_INTERVAL = 1000
+
+    def _inbox_positions(self) -> tuple[Repository[UUID], EventStore[UUID]]:
+        """A repository of inbox positions that starts from their snapshots (its own
+        store, created on first use: the other aggregates are not snapshotted, and a
+        snapshot look-up would cost every command's read a round trip)."""
+        with self._positions_lock:
+            if self._positions is None or self._position_snapshots is None:
+                recorder = self.factory.aggregate_recorder(purpose="snapshots")
+                snapshots = self.factory.event_store(mapper=self.mapper, recorder=recorder)
+                self._position_snapshots = snapshots
+                self._positions = Repository(event_store=self.events, snapshot_store=snapshots)
+            return self._positions, self._position_snapshots
+
+    def inbox_position(self, position_id: UUID) -> InboxPosition:
+        """The stored position, from its latest snapshot and the events after it."""
+        repository, _ = self._inbox_positions()
+        try:
+            position: Any = repository.get(position_id, projector_func=_project)
+        except AggregateNotFoundError:
+            raise NotFound(f"inbox position {position_id} does not exist") from None
+        if not isinstance(position, InboxPosition):
+            raise NotFound(f"inbox position {position_id} does not exist")
+        return position
+
+    def snapshot_inbox_position(self, position: InboxPosition) -> None:
+        """Stores a snapshot of a position as saved (no pending events)."""
+        assert not position.pending_events, "snapshot a position as stored"
+        _, snapshots = self._inbox_positions()
+        snapshots.put([InboxPosition.Snapshot.take(position)])
+
     def start_inbox_position(self, topic: str, partition: int) -> InboxPosition:
         """The partition's position, created (and stored) on first use."""
         position_id = InboxPosition.create_id(topic, partition)
         try:
-            return self._get(InboxPosition, position_id, "inbox position")
+            return self.inbox_position(position_id)
         except NotFound:
             pass
         position = InboxPosition(
@@ -1380,7 +1418,7 @@ class SlrtApplication(Application[UUID]):
         except (IntegrityError, OperationalError) as error:
             if not is_conflict(error):
                 raise
-            return self._get(InboxPosition, position_id, "inbox position")
+            return self.inbox_position(position_id)
         return position
 
     def _referral_expiry(self, timer: dict[str, Any]) -> list[Aggregate]:

@@ -246,6 +246,33 @@ class ReferralScenarios:
         assert event_names(runtime, referral_id).count("Acknowledged") == 1
         assert runtime.app.get_referral(referral_id).agency_reference == "DK-001"
 
+    def test_the_inbox_snapshots_its_positions_and_a_new_one_starts_from_them(
+        self, runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(runtime.app, "INBOX_SNAPSHOT_INTERVAL", 2)
+        referrals = [self.refer(runtime) for _ in range(3)]
+        runtime.processes["referral_outbox"].catch_up()
+        self.send_answers(settings, *(self.acknowledgement(r) for r in referrals))
+        first = ReferralInbox(runtime.app, settings)
+        try:
+            self.drain(first, lambda: sum(first.status()["positions"].values()) == 3)
+        finally:
+            first.close()
+        [partition] = [p for p, offset in first.status()["positions"].items() if offset]
+        position_id = InboxPosition.create_id(Topics.from_settings(settings).responses, partition)
+        _, snapshots = runtime.app._inbox_positions()
+        [latest] = snapshots.get(position_id, desc=True, limit=1)
+
+        again = ReferralInbox(runtime.app, settings)
+        try:
+            again.connect()
+            started = again.status()["positions"]
+        finally:
+            again.close()
+
+        assert latest.originator_version >= 3  # taken while answers were handled
+        assert started == first.status()["positions"]
+
     def test_two_inboxes_on_one_partition_apply_an_answer_once(
         self, runtime: Runtime, settings: Settings
     ) -> None:

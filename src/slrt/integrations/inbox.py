@@ -60,6 +60,9 @@ class ReferralInbox(BackgroundLoop):
         self._producer: KafkaProducer | None = None
         self._positions: dict[int, InboxPosition] = {}
         self._confirmed: dict[int, int] = {}
+        #: The version of each position's last snapshot taken by this inbox (0: none yet,
+        #: so the first save after a start snapshots a long position).
+        self._snapshotted: dict[int, int] = {}
         super().__init__()
         self.applied = 0
         self.duplicates = 0
@@ -87,6 +90,7 @@ class ReferralInbox(BackgroundLoop):
                 position = self.app.start_inbox_position(tp.topic, tp.partition)
                 self._positions[tp.partition] = position
                 self._confirmed[tp.partition] = position.version
+                self._snapshotted[tp.partition] = 0
                 # After a broker crash the stored offset can lie past the end: the records
                 # written next take those offsets and must not be skipped.
                 consumer.seek(tp, min(position.next_offset, end[tp]))
@@ -129,14 +133,26 @@ class ReferralInbox(BackgroundLoop):
             position = self._positions[partition]
             if position.version != self._confirmed[partition]:
                 # A failed save left unsaved changes on it: read it as stored.
-                position = self.app.repository.get(position.id)
+                position = self.app.inbox_position(position.id)
                 self._positions[partition] = position
             return position
 
         return load
 
     def _confirm(self, partition: int) -> None:
-        self._confirmed[partition] = self._positions[partition].version
+        """Notes the position as saved; snapshots it every INBOX_SNAPSHOT_INTERVAL
+        versions (a failed snapshot is only logged: the next save tries again)."""
+        position = self._positions[partition]
+        self._confirmed[partition] = position.version
+        since = position.version - self._snapshotted.get(partition, 0)
+        if since < self.app.INBOX_SNAPSHOT_INTERVAL:
+            return
+        try:
+            self.app.snapshot_inbox_position(position)
+        except Exception:
+            log.exception("inbox.snapshot_failed", partition=partition)
+            return
+        self._snapshotted[partition] = position.version
 
     def handle(self, partition: int, records: list[ConsumerRecord]) -> None:
         items = []
