@@ -236,6 +236,28 @@ class Projection(ABC):
         """Work done once every partition of a rebuild is applied (e.g. ranking)."""
 
 
+class BatchProjection(Projection):
+    """A projection that applies a batch's events together (`apply_batch`, at the end of
+    the batch): it reads the rows they touch at once and writes each once."""
+
+    def __init__(self) -> None:
+        self._pending: list[Any] = []
+
+    def reset_cache(self) -> None:
+        self._pending.clear()
+
+    def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
+        self._pending.append(event)
+
+    def finish_batch(self, conn: Connection) -> None:
+        events, self._pending = self._pending, []
+        self.apply_batch(conn, events)
+
+    @abstractmethod
+    def apply_batch(self, conn: Connection, events: list[Any]) -> None:
+        """Applies the batch's events, in order."""
+
+
 #: Page size once a worker knows it is behind (measured on 1,000,000 events: pages of 500
 #: cost 11 % more than pages of 5,000).
 CATCH_UP_PAGE = 5_000

@@ -18,7 +18,7 @@ from sqlalchemy import (
 
 from slrt.db import UtcDateTime, among, metadata
 from slrt.domain.reference import kabupaten_of
-from slrt.projections.base import Projection
+from slrt.projections.base import BatchProjection
 from slrt.projections.regions import inside
 
 proposal_list = Table(
@@ -49,23 +49,13 @@ _STATUS_AFTER = {
 }
 
 
-class ProposalListProjection(Projection):
+class ProposalListProjection(BatchProjection):
     name = "proposal_list"
     tables = (proposal_list,)
     handles = frozenset({"Proposal.Submitted", *_STATUS_AFTER})
 
-    def __init__(self) -> None:
-        self._pending: list[Any] = []
-
-    def reset_cache(self) -> None:
-        self._pending.clear()
-
-    def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
-        self._pending.append(event)
-
-    def finish_batch(self, conn: Connection) -> None:
+    def apply_batch(self, conn: Connection, events: list[Any]) -> None:
         """Applies the batch's events to the rows in memory, then writes them in bulk."""
-        events, self._pending = self._pending, []
         ids = sorted(
             {str(e.originator_id) for e in events if type(e).__qualname__ != "Proposal.Submitted"}
         )

@@ -38,7 +38,7 @@ from slrt.domain.reference import (
     region_timezone,
     regions_below,
 )
-from slrt.projections.base import Projection
+from slrt.projections.base import BatchProjection
 from slrt.projections.regions import inside
 
 #: The steps counted, by event.
@@ -76,23 +76,13 @@ activity_proposals = Table(
 )
 
 
-class RegionActivityProjection(Projection):
+class RegionActivityProjection(BatchProjection):
     name = "region_activity"
     tables = (region_activity, activity_proposals)
     handles = frozenset(STEPS)
 
-    def __init__(self) -> None:
-        self._pending: list[Any] = []
-
-    def reset_cache(self) -> None:
-        self._pending.clear()
-
-    def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
-        self._pending.append(event)
-
-    def finish_batch(self, conn: Connection) -> None:
+    def apply_batch(self, conn: Connection, events: list[Any]) -> None:
         """Counts the batch's steps in memory, then adds them to the stored days."""
-        events, self._pending = self._pending, []
         proposals = {
             str(e.originator_id): (e.region, e.kind)
             for e in events
