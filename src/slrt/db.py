@@ -104,17 +104,28 @@ def bulk_insert(
     )
 
 
-def upsert(conn: Connection, table: Table, key: Sequence[str], rows: list[dict[str, Any]]) -> None:
+def upsert(
+    conn: Connection,
+    table: Table,
+    key: Sequence[str],
+    rows: list[dict[str, Any]],
+    *,
+    added: Sequence[str] = (),
+) -> None:
     """Inserts these rows, or updates the stored row with the same `key` (one statement,
     on PostgreSQL and on SQLite): for a few rows, one round trip instead of a delete and
-    an insert."""
+    an insert. The `added` columns are added to the stored values, not put in place."""
     if not rows:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=list(key),
-        set_={c: statement.excluded[c] for c in rows[0] if c not in key},
+        set_={
+            c: table.c[c] + statement.excluded[c] if c in added else statement.excluded[c]
+            for c in rows[0]
+            if c not in key
+        },
     )
     conn.execute(statement, rows)
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 
 from slrt.background import BackgroundLoop
-from slrt.db import empty_tables, metadata
+from slrt.db import empty_tables, metadata, upsert
 from slrt.projections.decoding import EventDecoder
 
 log = structlog.get_logger("slrt.projections")
@@ -156,8 +156,8 @@ def read_model_state(position: int, head: int, until: int | None) -> dict[str, A
 
 def mark_rebuild(conn: Connection, name: str, until: int) -> None:
     """Records that `name` is rebuilt from zero up to notification `until`."""
-    conn.execute(projection_rebuilds.delete().where(projection_rebuilds.c.projection == name))
-    conn.execute(insert(projection_rebuilds).values(projection=name, until_notification_id=until))
+    row = {"projection": name, "until_notification_id": until}
+    upsert(conn, projection_rebuilds, ("projection",), [row])
 
 
 def advance_position(conn: Connection, name: str, application: str, old: int, new: int) -> None:

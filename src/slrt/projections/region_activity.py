@@ -25,9 +25,8 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
-from slrt.db import among, metadata
+from slrt.db import among, metadata, upsert
 from slrt.domain.access import NATIONAL
 from slrt.domain.common import InvalidInput
 from slrt.domain.proposal import ProposalKind
@@ -120,30 +119,20 @@ def _local_day(at: datetime, region: str) -> date:
 
 
 def _add(conn: Connection, counts: Counter[tuple[str, date, str, str]]) -> None:
-    """Adds the counts to the stored ones (one statement on either backend)."""
-    if not counts:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(region_activity)
-    statement = statement.on_conflict_do_update(
-        index_elements=["region", "day", "step", "kind"],
-        set_={"count": region_activity.c.count + statement.excluded.count},
-    )
-    conn.execute(
-        statement,
-        [
-            {
-                "region": region,
-                "day": day,
-                "step": step,
-                "kind": kind,
-                "kecamatan": region[:8],
-                "scope": kabupaten_of(region),
-                "count": n,
-            }
-            for (region, day, step, kind), n in sorted(counts.items())
-        ],
-    )
+    """Adds the counts to the stored ones."""
+    rows = [
+        {
+            "region": region,
+            "day": day,
+            "step": step,
+            "kind": kind,
+            "kecamatan": region[:8],
+            "scope": kabupaten_of(region),
+            "count": n,
+        }
+        for (region, day, step, kind), n in sorted(counts.items())
+    ]
+    upsert(conn, region_activity, ("region", "day", "step", "kind"), rows, added=("count",))
 
 
 #: Code length of each level a region's activity can be grouped by.
