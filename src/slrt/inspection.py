@@ -507,18 +507,7 @@ def _history(
         desil = sl.desil_of(rank, population) if rank is not None else None
         if last == (rank, desil):
             return
-        points.append(
-            {
-                "at": at,
-                "notification_id": nid,
-                "rank": rank,
-                "desil": desil,
-                "population": population,
-                "score": score,
-                "cause": cause,
-                "previous": {"rank": last[0], "desil": last[1]} if last else None,
-            }
-        )
+        points.append(_point(at, nid, rank, desil, population, score, cause, last))
         last = (rank, desil)
         moves += 1
 
@@ -546,19 +535,19 @@ def _history(
                 ahead=ahead,
                 others=others,
             )
-            for change in found.changes:
-                points.append(
-                    {
-                        "at": change.at,
-                        "notification_id": change.notification_id,
-                        "rank": change.ahead + 1,
-                        "desil": change.desil,
-                        "population": change.others + 1,
-                        "score": score,
-                        "cause": "population",
-                        "previous": {"rank": change.previous[0], "desil": change.previous[1]},
-                    }
+            points.extend(
+                _point(
+                    c.at,
+                    c.notification_id,
+                    c.ahead + 1,
+                    c.desil,
+                    c.others + 1,
+                    score,
+                    "population",
+                    c.previous,
                 )
+                for c in found.changes
+            )
             ahead, others, moves = found.ahead, found.others, moves + found.moves
             if found.moves:
                 last = (ahead + 1, sl.desil_of(ahead + 1, others + 1))
@@ -575,6 +564,29 @@ def _history(
         emit(row.notification_id, row.at, row.cause)
         cursor = row.notification_id
     return points, moves
+
+
+def _point(
+    at: datetime | None,
+    nid: int,
+    rank: int | None,
+    desil: int | None,
+    population: int,
+    score: float | None,
+    cause: str,
+    previous: tuple[int | None, int | None] | None,
+) -> dict[str, Any]:
+    """A point of a household's rank history, as `rank_history` answers it."""
+    return {
+        "at": at,
+        "notification_id": nid,
+        "rank": rank,
+        "desil": desil,
+        "population": population,
+        "score": score,
+        "cause": cause,
+        "previous": {"rank": previous[0], "desil": previous[1]} if previous else None,
+    }
 
 
 def _population(
