@@ -6,11 +6,11 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import StringConstraints
 
 from slrt.api.deps import ActorDep, RuntimeDep
 from slrt.api.errors import PROBLEM_RESPONSES
 from slrt.api.read_models import state_of
+from slrt.api.schemas.proposals import RegionOrCountry
 from slrt.api.schemas.regions import ActivityReport
 from slrt.db import snapshot
 from slrt.domain.access import NATIONAL, Action, authorize
@@ -21,9 +21,6 @@ from slrt.projections.region_activity import activity_period, activity_report
 router = APIRouter(prefix="/api/v1/regions", tags=["regions"], responses=PROBLEM_RESPONSES)
 
 Level = Literal["province", "kabupaten", "kecamatan", "desa"]
-RegionOrCountry = Annotated[
-    str, StringConstraints(pattern=r"^(ID|\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?)$", max_length=13)
-]
 
 
 @router.get("/activity", response_model=ActivityReport, response_model_by_alias=True)

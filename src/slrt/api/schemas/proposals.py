@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from slrt.domain.reference import Programme, Relationship, RemovalReason
 
-RegionCode = Annotated[
-    str, StringConstraints(pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$", max_length=13)
-]
+_REGION = r"\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?"
+RegionCode = Annotated[str, StringConstraints(pattern=f"^{_REGION}$", max_length=13)]
+#: A region code, or ID: the whole country.
+RegionOrCountry = Annotated[str, StringConstraints(pattern=f"^(ID|{_REGION})$", max_length=13)]
 DesaCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")]
 SixteenDigits = Annotated[str, StringConstraints(pattern=r"^\d{16}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
