@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+#: Ids drawn per read of the system's random source (`new_id`).
+_IDS_PER_READ = 256
+
+
+class _RandomIds(threading.local):
+    """Each thread's unread random bytes for new ids."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.offset = 0
+
+
+_random_ids = _RandomIds()
+
+
+def new_id() -> UUID:
+    """A random (version 4) UUID, as `uuid.uuid4`, from the same source (`os.urandom`),
+    read 256 ids at a time. `uuid4` reads 16 bytes per id, and `os.urandom` releases the
+    GIL around its system call: on the event loop, each id let the committer thread take
+    the GIL, and the loop then waited to get it back (bench/README.md, sixteenth
+    session). Each thread draws from its own bytes; a forked child starts afresh."""
+    ids = _random_ids
+    offset = ids.offset
+    if offset >= len(ids.buffer):
+        ids.buffer = os.urandom(16 * _IDS_PER_READ)
+        offset = 0
+    ids.offset = offset + 16
+    return UUID(bytes=ids.buffer[offset : offset + 16], version=4)
+
+
+def _forget_random_ids() -> None:
+    _random_ids.buffer = b""
+    _random_ids.offset = 0
+
+
+os.register_at_fork(after_in_child=_forget_random_ids)
 
 
 class Role(StrEnum):

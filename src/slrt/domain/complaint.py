@@ -29,12 +29,12 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 from lokal import parse_phone, partial_mask
 
-from slrt.domain.common import IllegalTransition, InvalidInput
+from slrt.domain.common import IllegalTransition, InvalidInput, new_id
 from slrt.domain.common import optional_uuid as _optional_uuid
 from slrt.domain.common import require_choice as _choice
 from slrt.domain.common import require_text as _text
@@ -169,7 +169,7 @@ class Complaint(Aggregate):
 
     @staticmethod
     def create_id() -> UUID:
-        return uuid4()
+        return new_id()
 
     @classmethod
     def receive(

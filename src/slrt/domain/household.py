@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from slrt.domain.common import IllegalTransition, InvalidInput
+from slrt.domain.common import IllegalTransition, InvalidInput, new_id
 from slrt.domain.reference import (
     PMKS_CATEGORIES,
     POOR_HOUSEHOLD_THRESHOLD,
@@ -174,7 +174,7 @@ class Household(Aggregate):
 
     @staticmethod
     def create_id() -> UUID:
-        return uuid4()
+        return new_id()
 
     @event("Registered")
     def __init__(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+
+from slrt.domain.common import new_id
 
 
 class Inspection(Aggregate):
@@ -13,7 +15,7 @@ class Inspection(Aggregate):
 
     @staticmethod
     def create_id() -> UUID:
-        return uuid4()
+        return new_id()
 
     @event("Recorded")
     def __init__(

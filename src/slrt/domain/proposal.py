@@ -10,11 +10,11 @@ import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from slrt.domain.common import IllegalTransition, InvalidInput
+from slrt.domain.common import IllegalTransition, InvalidInput, new_id
 from slrt.domain.household import validate_household_data
 from slrt.domain.reference import Programme, RemovalReason, region_timezone
 
@@ -111,7 +111,7 @@ class Proposal(Aggregate):
 
     @staticmethod
     def create_id() -> UUID:
-        return uuid4()
+        return new_id()
 
     @event("Submitted")
     def __init__(

@@ -28,11 +28,11 @@ import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from slrt.domain.common import IllegalTransition, InvalidInput
+from slrt.domain.common import IllegalTransition, InvalidInput, new_id
 from slrt.domain.common import optional_uuid as _optional_uuid
 from slrt.domain.common import require_text as _text
 from slrt.domain.reference import mask_identifier, require_desa, validate_nik
@@ -137,7 +137,7 @@ class Referral(Aggregate):
 
     @staticmethod
     def create_id() -> UUID:
-        return uuid4()
+        return new_id()
 
     @classmethod
     def create(
