@@ -4,11 +4,13 @@ id and its hash record."""
 
 from __future__ import annotations
 
+import threading
+import time
 from uuid import uuid4
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from slrt.application import SlrtApplication
 from slrt.config import Settings
@@ -81,3 +83,44 @@ def test_a_failed_append_leaves_no_transaction_and_no_lock_behind(
         ).fetchone()
     assert idle == (0,)
     assert recorder.insert_events([StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+
+
+def test_the_append_takes_the_table_lock_that_orders_appends(
+    postgres_app: SlrtApplication, postgres_settings: Settings
+) -> None:
+    # A plain INSERT goes on beside another writer's open transaction; the append must
+    # wait for it (EXCLUSIVE against its ROW EXCLUSIVE), so no reader ever sees a later
+    # notification id committed before an earlier one.
+    recorder = postgres_app.recorder
+    recorder.insert_events([StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    done = threading.Event()
+
+    def append() -> None:
+        recorder.insert_events([StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+        done.set()
+
+    with psycopg.connect(postgres_settings.database_url) as other:
+        other.execute(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE')
+        appending = threading.Thread(target=append)
+        appending.start()
+        assert not done.wait(0.5)  # held up by the other transaction
+        other.commit()
+        appending.join(timeout=10)
+    assert done.is_set()
+
+
+def test_the_append_gives_up_after_the_lock_timeout(postgres_settings: Settings) -> None:
+    app = SlrtApplication(postgres_settings.model_copy(update={"postgres_lock_timeout_seconds": 1}))
+    try:
+        recorder = app.recorder
+        insert_once = type(recorder).insert_events.__wrapped__  # type: ignore[attr-defined]
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        with psycopg.connect(postgres_settings.database_url) as other:
+            other.execute(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE')
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="lock timeout"):
+                insert_once(recorder, [StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+            assert time.monotonic() - started < 5
+    finally:
+        app.close()

@@ -10,7 +10,6 @@ the events: PostgreSQL reads each aggregate's previous hash and computes
 
 from __future__ import annotations
 
-import contextlib
 import select
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -139,41 +138,45 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 "note text)"
             ).format(**names),
         ]
-        # The events as four arrays sent in binary, where the library sends one array
-        # of a composite type as text: psycopg escapes each event's state (hex, then
-        # quoted twice) in Python, a quarter of a group commit's CPU (bench/README.md).
-        # The statements a group commit or a group read runs are rendered to bytes once
-        # (`_rendered`): psycopg renders a composed statement again on every execute.
-        self._insert_events_in_binary = _rendered(
-            SQL(
-                "INSERT INTO {schema}.{events} "
-                "(originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-                "RETURNING notification_id"
-            ).format(events=events, **names)
-        )
         self._select_events_of = _rendered(
             SQL(
                 "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
                 "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
             ).format(events=events, **names)
         )
-        self._notify = _rendered(
-            SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name))
-        )
         self._lock_statements = [_rendered(q) for q in self.lock_table_statements]
-        self._begin = b"; ".join([b"BEGIN", *self._lock_statements, self._notify])
-        # One statement per "layer" of a batch (an aggregate's 1st, 2nd, … new event),
-        # so each layer reads the previous layer's hashes. The notification id comes
+        # The append, as one function called in one statement (`insert_events`). The
+        # events go as arrays sent in binary, where the library sends one array of a
+        # composite type as text (psycopg escapes each event's state in Python, a
+        # quarter of a group commit's CPU; bench/README.md). The hash records go one
+        # statement per "layer" of the batch (an aggregate's 1st, 2nd, … new event),
+        # so each layer reads the previous layer's hashes; the notification id comes
         # from the row just inserted, by primary key.
-        self._insert_hashes = _rendered(
+        append = f"{prefix}_append_events"
+        self.check_identifier_length(append)
+        self.sql_create_statements.append(
             SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{append}("
+                "p_ids {id_type}[], p_versions bigint[], p_topics text[], p_states bytea[], "
+                "p_digests bytea[], p_layers int[], p_genesis bytea, p_lock_timeout text) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ "
+                "DECLARE layer_count int; "
+                "BEGIN "
+                "PERFORM set_config('lock_timeout', p_lock_timeout, true); "
+                "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
+                "NOTIFY {channel}; "
+                "RETURN QUERY INSERT INTO {schema}.{events} "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) "
+                "RETURNING notification_id; "
+                "SELECT max(l) INTO layer_count FROM unnest(p_layers) AS l; "
+                "FOR n IN 1 .. coalesce(layer_count, 0) LOOP "
                 "INSERT INTO {schema}.{hashes} "
                 "(originator_id, originator_version, notification_id, previous_hash, hash) "
                 "SELECT k.originator_id, k.originator_version, e.notification_id, "
                 "p.previous_hash, sha256(p.previous_hash || k.digest) "
-                "FROM unnest(%s::{id_type}[], %s::bigint[], %s::bytea[]) "
-                "AS k(originator_id, originator_version, digest) "
+                "FROM unnest(p_ids, p_versions, p_digests, p_layers) "
+                "AS k(originator_id, originator_version, digest, layer) "
                 "JOIN {schema}.{events} AS e "
                 "ON e.originator_id = k.originator_id "
                 "AND e.originator_version = k.originator_version "
@@ -181,9 +184,25 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 "SELECT h.hash FROM {schema}.{hashes} AS h "
                 "WHERE h.originator_id = k.originator_id "
                 "AND h.originator_version = k.originator_version - 1"
-                "), %s::bytea) AS previous_hash) AS p"
-            ).format(events=Identifier(self.events_table_name), **names)
+                "), p_genesis) AS previous_hash) AS p "
+                "WHERE k.layer = n; "
+                "END LOOP; "
+                "END $body$"
+            ).format(
+                append=Identifier(append),
+                events=events,
+                channel=Identifier(self.channel_name),
+                **names,
+            )
         )
+        self._append = _rendered(
+            SQL(
+                "SELECT notification_id FROM {schema}.{append}(%b::{id_type}[], %b::bigint[], "
+                "%b::text[], %b::bytea[], %b::bytea[], %b::int[], %b::bytea, %b::text) "
+                "AS appended(notification_id)"
+            ).format(append=Identifier(append), **names)
+        )
+        self._lock_timeout = f"{datastore.lock_timeout}s"
         self._insert_hash_rows = SQL(
             "INSERT INTO {schema}.{hashes} "
             "(originator_id, originator_version, notification_id, previous_hash, hash) "
@@ -225,64 +244,39 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's append (lock the table, notify, insert) plus the hash records, in
-        four round trips with little client work: one message opens the transaction, sets
-        the lock timeout, takes the table lock and notifies (`_begin`, several statements
-        in PostgreSQL's simple protocol); then the events; then their hash records; then
-        COMMIT. The library sends seven statements in a pipeline, each with psycopg's
-        per-statement work: 25 % more of the group commit's CPU (bench/README.md, ninth
-        session). The first error is what is raised (a conflict is an IntegrityError at
-        once, never retried), and it rolls the transaction back: a save reported as
-        failed has written nothing."""
+        """The library's append (lock the table, notify, insert) plus the hash records,
+        in one statement on its own (the connection is in autocommit): a function of the
+        recorder's (`<prefix>_append_events`), which takes the table lock inside its
+        transaction, so readers never see a gap in the notification ids. The answer comes
+        once the transaction is committed. Sent as four statements, each round trip left
+        the table lock held while the committer thread waited for the GIL, which the
+        event loop of its process was holding (bench/README.md, sixteenth session); the
+        library sends seven in a pipeline. The first error is what is raised (a conflict
+        is an IntegrityError at once, never retried), and it rolls the transaction back:
+        a save reported as failed has written nothing. (The library's own function,
+        POSTGRES_ENABLE_DB_FUNCTIONS, does not lock the table and is refused above.)"""
         if not stored_events:
             return None
+        layers = _layer_numbers(stored_events)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            try:
-                curs.execute(self._begin)
-                self._insert_events(curs, stored_events, **kwargs)
-                self._insert_stored_events(curs, stored_events, **kwargs)
-                ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                curs.execute(b"COMMIT")
-            except BaseException:
-                # A broken connection cannot roll back; the pool discards it.
-                with contextlib.suppress(psycopg.Error):
-                    conn.rollback()
-                raise
-            return ids
-
-    def _insert_stored_events(
-        self,
-        curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> None:
-        # The events, then their hash records on the same transaction (another cursor,
-        # so `curs` keeps the events' notification ids for the caller to fetch).
-        curs.execute(
-            self._insert_events_in_binary,
-            (
-                [s.originator_id for s in stored_events],
-                [s.originator_version for s in stored_events],
-                [s.topic for s in stored_events],
-                [s.state for s in stored_events],
-            ),
-            prepare=True,
-        )
-        hashes_cursor = curs.connection.cursor()
-        for layer in _layers(stored_events):
-            hashes_cursor.execute(
-                self._insert_hashes,
+            curs.execute(
+                self._append,
                 (
-                    [s.originator_id for s in layer],
-                    [s.originator_version for s in layer],
+                    [s.originator_id for s in stored_events],
+                    [s.originator_version for s in stored_events],
+                    [s.topic for s in stored_events],
+                    [s.state for s in stored_events],
                     [
                         event_digest(s.originator_id, s.originator_version, s.topic, s.state)
-                        for s in layer
+                        for s in stored_events
                     ],
+                    layers,
                     GENESIS,
+                    self._lock_timeout,
                 ),
                 prepare=True,
             )
+            return [row["notification_id"] for row in curs.fetchall()]
 
     def _lock_table(self, curs: Cursor[DictRow]) -> None:
         """The library's lock (lock timeout, then the table lock), from rendered bytes."""
@@ -552,17 +546,18 @@ def _rendered(statement: Any) -> bytes:
     return bytes(statement.as_bytes(None))
 
 
-def _layers(stored_events: Sequence[StoredEvent]) -> list[list[StoredEvent]]:
-    """Layer n holds each aggregate's n-th new event (by version) in this batch."""
-    by_aggregate: dict[UUID | str, list[StoredEvent]] = {}
-    for s in stored_events:
-        by_aggregate.setdefault(s.originator_id, []).append(s)
-    layers: list[list[StoredEvent]] = []
-    for events in by_aggregate.values():
-        for depth, s in enumerate(sorted(events, key=lambda e: e.originator_version)):
-            if depth == len(layers):
-                layers.append([])
-            layers[depth].append(s)
+def _layer_numbers(stored_events: Sequence[StoredEvent]) -> list[int]:
+    """Each event's layer in its batch: n for its aggregate's n-th new event (by
+    version), from 1."""
+    by_aggregate: dict[UUID | str, list[int]] = {}
+    for index, s in enumerate(stored_events):
+        by_aggregate.setdefault(s.originator_id, []).append(index)
+    layers = [1] * len(stored_events)
+    for indexes in by_aggregate.values():
+        if len(indexes) > 1:
+            indexes.sort(key=lambda i: stored_events[i].originator_version)
+            for depth, index in enumerate(indexes, start=1):
+                layers[index] = depth
     return layers
 
 
