@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         ),
     )
     group_commit_window_ms: float = Field(
-        default=2.0,
+        default=1.0,
         ge=0,
         le=100,
         description=(
