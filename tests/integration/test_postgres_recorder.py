@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -70,9 +71,11 @@ def test_a_failed_append_leaves_no_transaction_and_no_lock_behind(
     recorder = postgres_app.recorder
     taken = uuid4()
     recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
-    for _ in range(3):
+    for attempt in range(3):  # another writer's version 1 (the same bytes would be ours)
         with pytest.raises(IntegrityError):
-            recorder.insert_events([StoredEvent(taken, 1, "slrt.domain.x:Made", b"{}")])
+            recorder.insert_events(
+                [StoredEvent(taken, 1, "slrt.domain.x:Made", f'{{"n": {attempt}}}'.encode())]
+            )
     table = recorder.events_table_name  # type: ignore[attr-defined]
     with psycopg.connect(postgres_settings.database_url) as conn:
         conn.execute("SET lock_timeout = '1s'")
@@ -124,3 +127,47 @@ def test_the_append_gives_up_after_the_lock_timeout(postgres_settings: Settings)
             assert time.monotonic() - started < 5
     finally:
         app.close()
+
+
+def test_a_save_committed_but_unanswered_is_reported_saved_when_retried(
+    postgres_app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection breaks after the append's transaction committed, before its answer
+    # came back. The recorder retries; the events are there, byte for byte: that is
+    # this save, done, not a conflict (which would have the command decided and saved
+    # a second time).
+    recorder = postgres_app.recorder
+    recorder_class = type(recorder)
+    before = recorder.max_notification_id() or 0
+    batch = [
+        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}'),
+        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"b": 2}'),
+    ]
+    append_once = recorder_class._append_once  # type: ignore[attr-defined]
+    committed: list[list[int]] = []
+
+    def committed_then_lost(self: Any, curs: Any, events: Any, layers: Any) -> list[int]:
+        ids: list[int] = append_once(self, curs, events, layers)
+        committed.append(ids)
+        if len(committed) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return ids
+
+    monkeypatch.setattr(recorder_class, "_append_once", committed_then_lost)
+    ids = recorder.insert_events(batch)
+
+    assert committed and ids == committed[0]
+    stored = recorder.select_notifications(before + 1, 10)
+    assert [(n.id, n.originator_id) for n in stored] == [
+        (i, e.originator_id) for i, e in zip(ids, batch, strict=True)
+    ]
+
+
+def test_a_batch_stored_only_in_part_is_still_a_conflict(postgres_app: SlrtApplication) -> None:
+    recorder = postgres_app.recorder
+    mine = StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}')
+    recorder.insert_events([mine])
+    before = recorder.max_notification_id()
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([mine, StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+    assert recorder.max_notification_id() == before

@@ -203,6 +203,16 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             ).format(append=Identifier(append), **names)
         )
         self._lock_timeout = f"{datastore.lock_timeout}s"
+        self._select_as_sent = _rendered(
+            SQL(
+                "SELECT e.notification_id FROM unnest(%b::{id_type}[], %b::bigint[], "
+                "%b::text[], %b::bytea[]) WITH ORDINALITY "
+                "AS k(originator_id, originator_version, topic, state, position) "
+                "JOIN {schema}.{events} AS e ON e.originator_id = k.originator_id "
+                "AND e.originator_version = k.originator_version "
+                "AND e.topic = k.topic AND e.state = k.state ORDER BY k.position"
+            ).format(events=events, **names)
+        )
         self._insert_hash_rows = SQL(
             "INSERT INTO {schema}.{hashes} "
             "(originator_id, originator_version, notification_id, previous_hash, hash) "
@@ -254,29 +264,63 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         library sends seven in a pipeline. The first error is what is raised (a conflict
         is an IntegrityError at once, never retried), and it rolls the transaction back:
         a save reported as failed has written nothing. (The library's own function,
-        POSTGRES_ENABLE_DB_FUNCTIONS, does not lock the table and is refused above.)"""
+        POSTGRES_ENABLE_DB_FUNCTIONS, does not lock the table and is refused above.)
+
+        A connection lost while the statement ran leaves its outcome unknown; the retry
+        (above) then meets a conflict if it was committed. When every event of the batch
+        is found stored byte for byte (their states hold their timestamps and ids, so
+        nobody else wrote them), the save is reported as done, with their notification
+        ids, instead of a conflict that would have the command decided and saved again."""
         if not stored_events:
             return None
         layers = _layer_numbers(stored_events)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                self._append,
-                (
-                    [s.originator_id for s in stored_events],
-                    [s.originator_version for s in stored_events],
-                    [s.topic for s in stored_events],
-                    [s.state for s in stored_events],
-                    [
-                        event_digest(s.originator_id, s.originator_version, s.topic, s.state)
-                        for s in stored_events
-                    ],
-                    layers,
-                    GENESIS,
-                    self._lock_timeout,
-                ),
-                prepare=True,
-            )
-            return [row["notification_id"] for row in curs.fetchall()]
+            try:
+                return self._append_once(curs, stored_events, layers)
+            except psycopg.IntegrityError:
+                stored = self._stored_as_sent(curs, stored_events)
+                if stored is None:
+                    raise
+                return stored
+
+    def _append_once(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], layers: list[int]
+    ) -> list[int]:
+        curs.execute(
+            self._append,
+            (
+                [s.originator_id for s in stored_events],
+                [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events],
+                [s.state for s in stored_events],
+                [
+                    event_digest(s.originator_id, s.originator_version, s.topic, s.state)
+                    for s in stored_events
+                ],
+                layers,
+                GENESIS,
+                self._lock_timeout,
+            ),
+            prepare=True,
+        )
+        return [row["notification_id"] for row in curs.fetchall()]
+
+    def _stored_as_sent(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
+    ) -> list[int] | None:
+        """The notification ids of the events, if every one is stored exactly as given."""
+        curs.execute(
+            self._select_as_sent,
+            (
+                [s.originator_id for s in stored_events],
+                [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events],
+                [s.state for s in stored_events],
+            ),
+            prepare=True,
+        )
+        ids = [row["notification_id"] for row in curs.fetchall()]
+        return ids if len(ids) == len(stored_events) else None
 
     def _lock_table(self, curs: Cursor[DictRow]) -> None:
         """The library's lock (lock timeout, then the table lock), from rendered bytes."""
