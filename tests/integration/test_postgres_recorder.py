@@ -113,11 +113,18 @@ def test_the_append_takes_the_table_lock_that_orders_appends(
     assert done.is_set()
 
 
-def test_the_append_gives_up_after_the_lock_timeout(postgres_settings: Settings) -> None:
+def test_the_append_gives_up_after_the_lock_timeout(
+    postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = SlrtApplication(postgres_settings.model_copy(update={"postgres_lock_timeout_seconds": 1}))
     try:
         recorder = app.recorder
         insert_once = type(recorder).insert_events.__wrapped__  # type: ignore[attr-defined]
+
+        def looked_for(*args: Any) -> None:
+            raise AssertionError("a lock timeout is the server's answer: nothing was saved")
+
+        monkeypatch.setattr(type(recorder), "_stored_as_sent", looked_for)
         table = recorder.events_table_name  # type: ignore[attr-defined]
         with psycopg.connect(postgres_settings.database_url) as other:
             other.execute(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE')
@@ -129,13 +136,12 @@ def test_the_append_gives_up_after_the_lock_timeout(postgres_settings: Settings)
         app.close()
 
 
-def test_a_save_committed_but_unanswered_is_reported_saved_when_retried(
+def test_a_save_committed_but_unanswered_is_found_stored_not_retried_into_a_conflict(
     postgres_app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The connection breaks after the append's transaction committed, before its answer
-    # came back. The recorder retries; the events are there, byte for byte: that is
-    # this save, done, not a conflict (which would have the command decided and saved
-    # a second time).
+    # came back. The events are there, byte for byte: that is this save, done. Retried,
+    # it would be a conflict, and the command would be decided and saved a second time.
     recorder = postgres_app.recorder
     recorder_class = type(recorder)
     before = recorder.max_notification_id() or 0

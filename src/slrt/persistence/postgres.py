@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+import structlog
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import (
     InterfaceError,
@@ -43,6 +44,8 @@ from slrt.persistence.chain import (
     followed,
     seal,
 )
+
+log = structlog.get_logger("slrt.persistence")
 
 #: Events hashed per statement when existing history is sealed.
 _SEAL_BATCH = 5_000
@@ -266,22 +269,28 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         a save reported as failed has written nothing. (The library's own function,
         POSTGRES_ENABLE_DB_FUNCTIONS, does not lock the table and is refused above.)
 
-        A connection lost while the statement ran leaves its outcome unknown; the retry
-        (above) then meets a conflict if it was committed. When every event of the batch
-        is found stored byte for byte (their states hold their timestamps and ids, so
-        nobody else wrote them), the save is reported as done, with their notification
-        ids, instead of a conflict that would have the command decided and saved again."""
+        A connection lost while the statement ran leaves its outcome unknown: the retry
+        (above) would meet a conflict if it was committed, and the command would be
+        decided and saved again. So the events are looked for at once, on another
+        connection: found stored byte for byte, the save is reported done with their
+        notification ids; not found, the error goes to the retry. (Found means this
+        save, unless another writer stored the very same bytes: the same event, actor
+        and timestamp to the microsecond.)"""
         if not stored_events:
             return None
         layers = _layer_numbers(stored_events)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            try:
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 return self._append_once(curs, stored_events, layers)
-            except psycopg.IntegrityError:
+        except (InterfaceError, OperationalError) as error:
+            if not _outcome_unknown(error):
+                raise
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 stored = self._stored_as_sent(curs, stored_events)
-                if stored is None:
-                    raise
-                return stored
+            if stored is None:
+                raise
+            log.warning("append.found_after_lost_answer", events=len(stored_events))
+            return stored
 
     def _append_once(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], layers: list[int]
@@ -588,6 +597,13 @@ def _rendered(statement: Any) -> bytes:
     if isinstance(statement, str):
         return statement.encode()
     return bytes(statement.as_bytes(None))
+
+
+def _outcome_unknown(error: BaseException) -> bool:
+    """The error is the connection's, not the server's answer: a statement sent may
+    have been committed. (A server's error, a lock timeout say, carries its SQLSTATE.)"""
+    cause = error.__cause__
+    return isinstance(cause, psycopg.Error) and cause.sqlstate is None
 
 
 def _layer_numbers(stored_events: Sequence[StoredEvent]) -> list[int]:
