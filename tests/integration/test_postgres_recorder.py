@@ -177,3 +177,21 @@ def test_a_batch_stored_only_in_part_is_still_a_conflict(postgres_app: SlrtAppli
     with pytest.raises(IntegrityError):
         recorder.insert_events([mine, StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
     assert recorder.max_notification_id() == before
+
+
+def test_a_store_from_before_the_append_function_gets_it_at_start(
+    postgres_app: SlrtApplication, postgres_settings: Settings
+) -> None:
+    # An upgrade: the database has the tables and events but not the function.
+    postgres_app.recorder.insert_events([StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+    with psycopg.connect(postgres_settings.database_url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION slrt_append_events")
+    before = postgres_app.recorder.max_notification_id() or 0
+    upgraded = SlrtApplication(postgres_settings)
+    try:
+        added = upgraded.recorder.insert_events(
+            [StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")]
+        )
+        assert added == [before + 1]
+    finally:
+        upgraded.close()
