@@ -2,10 +2,11 @@
 record per stored event, written by the same transaction that inserts the event.
 
 The library's append is kept in substance (EXCLUSIVE table lock, so notification
-ids commit in order; insert; RETURNING notification_id), in fewer round trips
-(`insert_events`). The hash records are inserted in the same transaction right after
-the events: PostgreSQL reads each aggregate's previous hash and computes
-`sha256(previous_hash || digest)` itself, in one statement per batch (per layer).
+ids commit in order; insert; RETURNING notification_id), in one statement: a function
+of the recorder's, `<prefix>_append_events` (`insert_events`). The hash records are
+inserted in the same transaction right after the events: PostgreSQL reads each
+aggregate's previous hash and computes `sha256(previous_hash || digest)` itself, one
+INSERT per layer of the batch.
 """
 
 from __future__ import annotations
