@@ -153,6 +153,30 @@ def test_rank_explanation_names_the_household_that_entered_ahead(api: Api, clock
     assert refused.headers["content-type"] == "application/problem+json"
 
 
+def test_rank_history_comes_in_pages_with_its_total(api: Api, clock: Clock) -> None:
+    publish_model(api)
+    household_id = register(api, deprived=6)
+    for deprived in (13, 12, 11, 10):  # each poorer one enters ahead: the rank moves
+        clock.advance(hours=1)
+        register(api, deprived=deprived)
+    api.runtime.catch_up()
+    path = f"{HOUSEHOLDS}/{household_id}/rank-history"
+
+    every = api.get(path, INSPECTOR).json()
+    page = api.get(path, INSPECTOR, params={"limit": 2, "offset": 1}).json()
+    beyond = api.get(path, INSPECTOR, params={"offset": 50}).json()
+
+    assert every["total"] == len(every["points"]) >= 5
+    assert [p["rank"] for p in every["points"]][-5:] == [1, 2, 3, 4, 5]
+    assert (page["total"], page["limit"], page["offset"]) == (every["total"], 2, 1)
+    assert page["points"] == every["points"][1:3]
+    assert (beyond["total"], beyond["points"]) == (every["total"], [])
+    for wrong in ({"limit": 0}, {"limit": 100_001}, {"offset": -1}):
+        refused = api.get(path, INSPECTOR, params=wrong)
+        assert refused.status_code == 422
+        assert refused.headers["content-type"] == "application/problem+json"
+
+
 def test_dossier_is_one_self_contained_html_page(api: Api) -> None:
     publish_model(api)
     household_id = register(api, deprived=8)

@@ -99,10 +99,31 @@ def rank_history(
             )
         ),
     ] = "rank",
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=100_000,
+            description=(
+                "Points per page, the earliest first (in a large scope a year holds a "
+                "change of rank for most events of the scope: ~100,000)"
+            ),
+        ),
+    ] = 1000,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    """Rank and desil at every change in the period, computed from the score log."""
+    """Rank and desil at every change in the period, computed from the score log; a
+    page of the points, with their `total`."""
     _read(runtime, actor, household_id, "rank_history")
-    return Inspector(runtime).rank_history(household_id, start, end, changes=changes)
+    history = Inspector(runtime).rank_history(household_id, start, end, changes=changes)
+    points = history["points"]
+    return {
+        **history,
+        "total": len(points),
+        "limit": limit,
+        "offset": offset,
+        "points": points[offset : offset + limit],
+    }
 
 
 @router.get("/{household_id}/rank-explanation")
