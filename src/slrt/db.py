@@ -43,6 +43,17 @@ def among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
     return column.in_(list(values))
 
 
+#: Ids per statement when a projection's batch looks rows up or deletes them by id.
+ID_CHUNK = 5000
+
+
+def among_each(conn: Connection, column: Any, values: Sequence[str]) -> Iterator[Any]:
+    """`among` for the values ID_CHUNK at a time (none for no values): SQLite binds one
+    parameter per value (at most 32,766 in a statement)."""
+    for start in range(0, len(values), ID_CHUNK):
+        yield among(conn, column, values[start : start + ID_CHUNK])
+
+
 def empty_tables(conn: Connection, tables: Sequence[Table]) -> None:
     """Empties tables for a rebuild from zero: TRUNCATE on PostgreSQL (deleting 100,000
     households' rows one by one took seconds, and left dead rows that slowed the rebuild

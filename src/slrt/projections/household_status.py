@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 
-from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata, upsert
+from slrt.db import HouseholdId, UtcDateTime, among, among_each, bulk_insert, metadata, upsert
 from slrt.domain.household import deprivation_count
 from slrt.domain.ranking import ScopeRanking, desil_first_rank, rank_scope
 from slrt.domain.reference import POOR_HOUSEHOLD_THRESHOLD, kabupaten_of, mask_identifier
@@ -387,11 +387,8 @@ class HouseholdStatusProjection(Projection):
             {hid for handler, _, _, hid in pending if hid and handler != "_registered"}
             - self._rows.keys()
         )
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            for row in conn.execute(
-                select(household_status).where(among(conn, household_status.c.household_id, chunk))
-            ):
+        for among_ids in among_each(conn, household_status.c.household_id, ids):
+            for row in conn.execute(select(household_status).where(among_ids)):
                 loaded = dict(row._mapping)
                 for column in _KEPT_PARSED:
                     loaded[column] = orjson.loads(loaded[column])
@@ -400,11 +397,8 @@ class HouseholdStatusProjection(Projection):
     def _flush_rows(self, conn: Connection) -> None:
         new = [self._rows[h] for h in sorted(self._new)]
         changed = sorted(self._changed - self._new)
-        for start in range(0, len(changed), 5000):
-            chunk = changed[start : start + 5000]
-            conn.execute(
-                delete(household_status).where(among(conn, household_status.c.household_id, chunk))
-            )
+        for among_changed in among_each(conn, household_status.c.household_id, changed):
+            conn.execute(delete(household_status).where(among_changed))
         rows = [
             (
                 *_STORED_AS_IS(row),
@@ -654,12 +648,8 @@ class HouseholdStatusProjection(Projection):
                     )
                 )
             return
-        for start in range(0, len(ordered), 5000):
-            conn.execute(
-                delete(household_ranking).where(
-                    among(conn, household_ranking.c.household_id, ordered[start : start + 5000])
-                )
-            )
+        for among_ordered in among_each(conn, household_ranking.c.household_id, ordered):
+            conn.execute(delete(household_ranking).where(among_ordered))
         bulk_insert(
             conn,
             household_ranking,

@@ -16,7 +16,7 @@ from sqlalchemy import (
     select,
 )
 
-from slrt.db import UtcDateTime, among, metadata
+from slrt.db import UtcDateTime, among_each, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.projections.base import BatchProjection
 from slrt.projections.regions import inside
@@ -60,18 +60,15 @@ class ProposalListProjection(BatchProjection):
             {str(e.originator_id) for e in events if type(e).__qualname__ != "Proposal.Submitted"}
         )
         rows: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            query = select(proposal_list).where(among(conn, proposal_list.c.proposal_id, chunk))
+        for among_ids in among_each(conn, proposal_list.c.proposal_id, ids):
+            query = select(proposal_list).where(among_ids)
             rows.update({r.proposal_id: dict(r._mapping) for r in conn.execute(query)})
         existing = set(rows)
         for event in events:
             self._apply_to(rows, event)
-        for start in range(0, len(ids), 5000):
-            chunk = [i for i in ids[start : start + 5000] if i in existing]
-            conn.execute(
-                delete(proposal_list).where(among(conn, proposal_list.c.proposal_id, chunk))
-            )
+        stored = [i for i in ids if i in existing]
+        for among_stored in among_each(conn, proposal_list.c.proposal_id, stored):
+            conn.execute(delete(proposal_list).where(among_stored))
         if rows:
             conn.execute(insert(proposal_list), [rows[k] for k in sorted(rows)])
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
 )
 
-from slrt.db import among, metadata, upsert
+from slrt.db import among_each, metadata, upsert
 from slrt.domain.access import NATIONAL
 from slrt.domain.common import InvalidInput
 from slrt.domain.proposal import ProposalKind
@@ -96,14 +96,13 @@ class RegionActivityProjection(BatchProjection):
                 ],
             )
         earlier = sorted({str(e.originator_id) for e in events} - set(proposals))
-        for start in range(0, len(earlier), 5000):
-            chunk = earlier[start : start + 5000]
+        for among_earlier in among_each(conn, activity_proposals.c.proposal_id, earlier):
             found = conn.execute(
                 select(
                     activity_proposals.c.proposal_id,
                     activity_proposals.c.region,
                     activity_proposals.c.kind,
-                ).where(among(conn, activity_proposals.c.proposal_id, chunk))
+                ).where(among_earlier)
             )
             proposals.update((pid, (region, kind)) for pid, region, kind in found)
         counts: Counter[tuple[str, date, str, str]] = Counter()

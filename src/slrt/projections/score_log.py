@@ -46,7 +46,7 @@ from sqlalchemy import (
     update,
 )
 
-from slrt.db import HouseholdId, UtcDateTime, among, bulk_insert, metadata
+from slrt.db import HouseholdId, UtcDateTime, among_each, bulk_insert, metadata
 from slrt.domain.reference import kabupaten_of
 from slrt.domain.scoring import ModelVersion
 from slrt.projections.base import Projection
@@ -230,11 +230,8 @@ class ScoreLogProjection(Projection):
             }
             - self._states.keys()
         )
-        for start in range(0, len(wanted), 5000):
-            chunk = wanted[start : start + 5000]
-            for row in conn.execute(
-                select(score_current).where(among(conn, score_current.c.household_id, chunk))
-            ):
+        for among_wanted in among_each(conn, score_current.c.household_id, wanted):
+            for row in conn.execute(select(score_current).where(among_wanted)):
                 self._states.setdefault(row.household_id, dict(row._mapping))
 
     def finish_batch(self, conn: Connection) -> None:
@@ -247,11 +244,8 @@ class ScoreLogProjection(Projection):
         # deleted, then written with the new ones in one COPY on PostgreSQL, as
         # household_status does; an executemany UPDATE was a sixth of a catch-up.
         changed = sorted(self._dirty - self._new)
-        for start in range(0, len(changed), 5000):
-            chunk = changed[start : start + 5000]
-            conn.execute(
-                delete(score_current).where(among(conn, score_current.c.household_id, chunk))
-            )
+        for among_changed in among_each(conn, score_current.c.household_id, changed):
+            conn.execute(delete(score_current).where(among_changed))
         written = sorted(self._new) + changed
         if written:
             _insert_rows(conn, score_current, [self._states[h] for h in written])
