@@ -193,3 +193,31 @@ def test_a_store_from_before_the_append_function_gets_it_at_start(
         assert added == [before + 1]
     finally:
         upgraded.close()
+
+
+def test_the_append_function_is_replaced_only_when_its_body_differs(
+    postgres_app: SlrtApplication, postgres_settings: Settings
+) -> None:
+    # Replacing a function takes its owner: a start under another role must not need
+    # to, once the function is there as this version writes it.
+    source = (
+        "SELECT xmin::text AS row_version, prosrc FROM pg_proc WHERE proname = 'slrt_append_events'"
+    )
+    with psycopg.connect(postgres_settings.database_url, autocommit=True) as conn:
+        before = conn.execute(source).fetchone()
+        SlrtApplication(postgres_settings).close()  # another start, same version
+        assert conn.execute(source).fetchone() == before
+        conn.execute(  # an older body, as an upgrade finds it
+            "CREATE OR REPLACE FUNCTION slrt_append_events(p_ids uuid[], p_versions bigint[], "
+            "p_topics text[], p_states bytea[], p_digests bytea[], p_layers int[], "
+            "p_genesis bytea, p_lock_timeout text) RETURNS SETOF bigint "
+            "LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$"
+        )
+        upgraded = SlrtApplication(postgres_settings)
+        try:
+            assert conn.execute(source).fetchone()[1] == before[1]  # type: ignore[index]
+            assert upgraded.recorder.insert_events(
+                [StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")]
+            )
+        finally:
+            upgraded.close()

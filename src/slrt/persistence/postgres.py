@@ -158,47 +158,52 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         # from the row just inserted, by primary key.
         append = f"{prefix}_append_events"
         self.check_identifier_length(append)
-        self.sql_create_statements.append(
+        body = SQL(
+            "DECLARE layer_count int; "
+            "BEGIN "
+            "PERFORM set_config('lock_timeout', p_lock_timeout, true); "
+            "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "RETURN QUERY INSERT INTO {schema}.{events} "
+            "(originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) "
+            "RETURNING notification_id; "
+            "SELECT max(l) INTO layer_count FROM unnest(p_layers) AS l; "
+            "FOR n IN 1 .. coalesce(layer_count, 0) LOOP "
+            "INSERT INTO {schema}.{hashes} "
+            "(originator_id, originator_version, notification_id, previous_hash, hash) "
+            "SELECT k.originator_id, k.originator_version, e.notification_id, "
+            "p.previous_hash, sha256(p.previous_hash || k.digest) "
+            "FROM unnest(p_ids, p_versions, p_digests, p_layers) "
+            "AS k(originator_id, originator_version, digest, layer) "
+            "JOIN {schema}.{events} AS e "
+            "ON e.originator_id = k.originator_id "
+            "AND e.originator_version = k.originator_version "
+            "CROSS JOIN LATERAL (SELECT COALESCE(("
+            "SELECT h.hash FROM {schema}.{hashes} AS h "
+            "WHERE h.originator_id = k.originator_id "
+            "AND h.originator_version = k.originator_version - 1"
+            "), p_genesis) AS previous_hash) AS p "
+            "WHERE k.layer = n; "
+            "END LOOP; "
+            "END"
+        ).format(events=events, channel=Identifier(self.channel_name), **names)
+        self._append_body = _rendered(body).decode()
+        self._create_append = _rendered(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{append}("
                 "p_ids {id_type}[], p_versions bigint[], p_topics text[], p_states bytea[], "
                 "p_digests bytea[], p_layers int[], p_genesis bytea, p_lock_timeout text) "
-                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ "
-                "DECLARE layer_count int; "
-                "BEGIN "
-                "PERFORM set_config('lock_timeout', p_lock_timeout, true); "
-                "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
-                "NOTIFY {channel}; "
-                "RETURN QUERY INSERT INTO {schema}.{events} "
-                "(originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) "
-                "RETURNING notification_id; "
-                "SELECT max(l) INTO layer_count FROM unnest(p_layers) AS l; "
-                "FOR n IN 1 .. coalesce(layer_count, 0) LOOP "
-                "INSERT INTO {schema}.{hashes} "
-                "(originator_id, originator_version, notification_id, previous_hash, hash) "
-                "SELECT k.originator_id, k.originator_version, e.notification_id, "
-                "p.previous_hash, sha256(p.previous_hash || k.digest) "
-                "FROM unnest(p_ids, p_versions, p_digests, p_layers) "
-                "AS k(originator_id, originator_version, digest, layer) "
-                "JOIN {schema}.{events} AS e "
-                "ON e.originator_id = k.originator_id "
-                "AND e.originator_version = k.originator_version "
-                "CROSS JOIN LATERAL (SELECT COALESCE(("
-                "SELECT h.hash FROM {schema}.{hashes} AS h "
-                "WHERE h.originator_id = k.originator_id "
-                "AND h.originator_version = k.originator_version - 1"
-                "), p_genesis) AS previous_hash) AS p "
-                "WHERE k.layer = n; "
-                "END LOOP; "
-                "END $body$"
-            ).format(
-                append=Identifier(append),
-                events=events,
-                channel=Identifier(self.channel_name),
-                **names,
-            )
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$"
+            ).format(append=Identifier(append), **names)
+            + body
+            + SQL("$body$")
         )
+        self._append_source = (
+            "SELECT p.prosrc FROM pg_proc AS p JOIN pg_namespace AS n "
+            "ON n.oid = p.pronamespace WHERE p.proname = %s AND n.nspname = %s"
+        )
+        self._append_name = append
         self._append = _rendered(
             SQL(
                 "SELECT notification_id FROM {schema}.{append}(%b::{id_type}[], %b::bigint[], "
@@ -252,7 +257,18 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
 
     def create_table(self) -> None:
         super().create_table()
+        self._create_append_function()
         self._seal_existing_history()
+
+    def _create_append_function(self) -> None:
+        """The append function, created when missing and replaced when its body differs
+        (an upgrade), else left alone: replacing a function takes its owner, so a
+        process may start under another role once the function is there."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._append_source, (self._append_name, self.datastore.schema))
+            found = curs.fetchone()
+            if found is None or found["prosrc"] != self._append_body:
+                curs.execute(self._create_append)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
