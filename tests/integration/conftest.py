@@ -1,6 +1,6 @@
 """Shared fixtures of the integration scenarios: the session's Kafka-protocol broker
-(noida-db, started on first use), and a runtime on the `settings` that each scenario
-class's SQLite or PostgreSQL subclass provides."""
+(noida-db, started on first use), and the application or a runtime on the `settings`
+that each scenario class's SQLite or PostgreSQL subclass provides."""
 
 from collections.abc import Iterator
 
@@ -12,7 +12,15 @@ from slrt.runtime import Runtime, build_runtime
 from tests.conftest import Clock
 from tests.kafka_broker import kafka_broker
 
-__all__ = ["kafka_broker", "postgres_app", "runtime"]
+__all__ = ["app", "kafka_broker", "postgres_app", "runtime"]
+
+
+@pytest.fixture
+def app(settings: Settings, clock: Clock) -> Iterator[SlrtApplication]:
+    """The application alone (no projections) on the scenario class's `settings`."""
+    app = SlrtApplication(settings, clock=clock)
+    yield app
+    app.close()
 
 
 @pytest.fixture

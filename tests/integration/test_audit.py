@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,12 +61,6 @@ class AuditScenarios:
     @pytest.fixture
     def settings(self) -> Settings:
         raise NotImplementedError
-
-    @pytest.fixture
-    def app(self, settings: Settings, clock: Clock) -> Iterator[SlrtApplication]:
-        app = SlrtApplication(settings, clock=clock)
-        yield app
-        app.close()
 
     @pytest.fixture
     def history(self, app: SlrtApplication) -> History:

@@ -4,7 +4,6 @@ and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from uuid import uuid4
 
@@ -13,7 +12,6 @@ import pytest
 from slrt.application import SYSTEM_ACTOR, SlrtApplication
 from slrt.config import Settings
 from slrt.domain.inbox import InboxPosition
-from tests.conftest import Clock
 
 TOPIC = "slrt.referral-responses"
 
@@ -22,12 +20,6 @@ class InboxSnapshotScenarios:
     @pytest.fixture
     def settings(self) -> Settings:
         raise NotImplementedError
-
-    @pytest.fixture
-    def app(self, settings: Settings, clock: Clock) -> Iterator[SlrtApplication]:
-        app = SlrtApplication(settings, clock=clock)
-        yield app
-        app.close()
 
     @staticmethod
     def consume(app: SlrtApplication, position: InboxPosition, count: int) -> None:

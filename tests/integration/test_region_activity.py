@@ -4,7 +4,6 @@ active first; rebuilt from zero to the same report. On SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -15,7 +14,7 @@ from slrt.config import Settings
 from slrt.domain.common import Actor, InvalidInput, Role
 from slrt.domain.reference import desa_count, regions_below
 from slrt.projections.region_activity import activity_period, activity_report
-from slrt.runtime import Runtime, build_runtime
+from slrt.runtime import Runtime
 from tests.builders import (
     DINSOS,
     FRONT_OFFICE,
@@ -41,12 +40,6 @@ class RegionActivityScenarios:
     @pytest.fixture
     def settings(self) -> Settings:
         raise NotImplementedError
-
-    @pytest.fixture
-    def runtime(self, settings: Settings, clock: Clock) -> Iterator[Runtime]:
-        runtime = build_runtime(settings, clock=clock)
-        yield runtime
-        runtime.close()
 
     @staticmethod
     def submit(
