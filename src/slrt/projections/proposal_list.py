@@ -39,7 +39,8 @@ proposal_list = Table(
     Column("version", Integer, nullable=False),
 )
 
-_STATUS_AFTER = {
+#: The status a proposal is left in by each event after its submission.
+STATUS_AFTER = {
     "Proposal.VillageApproved": "village_approved",
     "Proposal.VillageRejected": "village_rejected",
     "Proposal.DinsosVerified": "dinsos_verified",
@@ -52,7 +53,7 @@ _STATUS_AFTER = {
 class ProposalListProjection(BatchProjection):
     name = "proposal_list"
     tables = (proposal_list,)
-    handles = frozenset({"Proposal.Submitted", *_STATUS_AFTER})
+    handles = frozenset({"Proposal.Submitted", *STATUS_AFTER})
 
     def apply_batch(self, conn: Connection, events: list[Any]) -> None:
         """Applies the batch's events to the rows in memory, then writes them in bulk."""
@@ -66,8 +67,7 @@ class ProposalListProjection(BatchProjection):
         existing = set(rows)
         for event in events:
             self._apply_to(rows, event)
-        stored = [i for i in ids if i in existing]
-        for among_stored in among_each(conn, proposal_list.c.proposal_id, stored):
+        for among_stored in among_each(conn, proposal_list.c.proposal_id, sorted(existing)):
             conn.execute(delete(proposal_list).where(among_stored))
         if rows:
             conn.execute(insert(proposal_list), [rows[k] for k in sorted(rows)])
@@ -97,7 +97,7 @@ class ProposalListProjection(BatchProjection):
             }
             return
         row = rows[proposal_id]
-        row.update(status=_STATUS_AFTER[topic], **touched)
+        row.update(status=STATUS_AFTER[topic], **touched)
         if topic in ("Proposal.VillageApproved", "Proposal.VillageRejected"):
             row["berita_acara_number"] = event.berita_acara["number"]
         if topic == "Proposal.Applied":

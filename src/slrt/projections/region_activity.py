@@ -38,18 +38,11 @@ from slrt.domain.reference import (
     regions_below,
 )
 from slrt.projections.base import BatchProjection
+from slrt.projections.proposal_list import STATUS_AFTER
 from slrt.projections.regions import inside
 
-#: The steps counted, by event.
-STEPS = {
-    "Proposal.Submitted": "submitted",
-    "Proposal.VillageApproved": "village_approved",
-    "Proposal.VillageRejected": "village_rejected",
-    "Proposal.DinsosVerified": "dinsos_verified",
-    "Proposal.DinsosReturned": "returned",
-    "Proposal.Withdrawn": "withdrawn",
-    "Proposal.Applied": "applied",
-}
+#: The steps counted, by event: the status each leaves the proposal in.
+STEPS = {"Proposal.Submitted": "submitted", **STATUS_AFTER}
 
 region_activity = Table(
     "region_activity",
