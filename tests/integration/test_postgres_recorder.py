@@ -150,8 +150,8 @@ def test_a_save_committed_but_unanswered_is_found_stored_not_retried_into_a_conf
     append_once = recorder_class._append_once  # type: ignore[attr-defined]
     committed: list[list[int]] = []
 
-    def committed_then_lost(self: Any, curs: Any, events: Any, layers: Any) -> list[int]:
-        ids: list[int] = append_once(self, curs, events, layers)
+    def committed_then_lost(self: Any, curs: Any, events: Any) -> list[int]:
+        ids: list[int] = append_once(self, curs, events)
         committed.append(ids)
         if len(committed) == 1:
             raise psycopg.OperationalError("server closed the connection unexpectedly")

@@ -295,10 +295,9 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         and timestamp to the microsecond.)"""
         if not stored_events:
             return None
-        layers = _layer_numbers(stored_events)
         try:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                return self._append_once(curs, stored_events, layers)
+                return self._append_once(curs, stored_events)
         except (InterfaceError, OperationalError) as error:
             if not _outcome_unknown(error):
                 raise
@@ -310,20 +309,17 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             return stored
 
     def _append_once(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], layers: list[int]
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
     ) -> list[int]:
         curs.execute(
             self._append,
             (
-                [s.originator_id for s in stored_events],
-                [s.originator_version for s in stored_events],
-                [s.topic for s in stored_events],
-                [s.state for s in stored_events],
+                *_columns(stored_events),
                 [
                     event_digest(s.originator_id, s.originator_version, s.topic, s.state)
                     for s in stored_events
                 ],
-                layers,
+                _layer_numbers(stored_events),
                 GENESIS,
                 self._lock_timeout,
             ),
@@ -335,16 +331,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
     ) -> list[int] | None:
         """The notification ids of the events, if every one is stored exactly as given."""
-        curs.execute(
-            self._select_as_sent,
-            (
-                [s.originator_id for s in stored_events],
-                [s.originator_version for s in stored_events],
-                [s.topic for s in stored_events],
-                [s.state for s in stored_events],
-            ),
-            prepare=True,
-        )
+        curs.execute(self._select_as_sent, _columns(stored_events), prepare=True)
         ids = [row["notification_id"] for row in curs.fetchall()]
         return ids if len(ids) == len(stored_events) else None
 
@@ -621,6 +608,16 @@ def _outcome_unknown(error: BaseException) -> bool:
     have been committed. (A server's error, a lock timeout say, carries its SQLSTATE.)"""
     cause = error.__cause__
     return isinstance(cause, psycopg.Error) and cause.sqlstate is None
+
+
+def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
+    """The events as the append and its look-up send them: one array per column."""
+    return (
+        [s.originator_id for s in stored_events],
+        [s.originator_version for s in stored_events],
+        [s.topic for s in stored_events],
+        [s.state for s in stored_events],
+    )
 
 
 def _layer_numbers(stored_events: Sequence[StoredEvent]) -> list[int]:
