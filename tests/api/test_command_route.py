@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from starlette.middleware.errors import ServerErrorMiddleware
 
 from slrt.api import dispatch
-from slrt.api.app import create_app
+from slrt.api.app import BodySizeLimit, RequestContext, SlrtAPI, create_app
 from slrt.api.command_route import CommandRoute
 from slrt.api.deps import BearerCommand
 from slrt.api.dispatch import CommandDispatch
@@ -97,7 +98,9 @@ class NormalWay:
         await self.app(scope, receive, send)
 
 
-def _app(*, dispatch: bool = True, seen: list[str] | None = None) -> FastAPI:
+def _app(*, dispatch: str | None = "inside", seen: list[str] | None = None) -> FastAPI:
+    """`dispatch`: CommandDispatch as the app's middleware ("inside"), outside all of
+    FastAPI's layers as in SLRT's app ("outside", slrt.api.app.SlrtAPI), or none."""
     fast = APIRouter(prefix="/fast", route_class=CommandRoute)
     standard = APIRouter(prefix="/standard")
     for router in (fast, standard):
@@ -109,7 +112,7 @@ def _app(*, dispatch: bool = True, seen: list[str] | None = None) -> FastAPI:
             response_model=DecisionOut,
             response_model_exclude_none=True,
         )
-    app = FastAPI()
+    app = SlrtAPI(max_request_bytes=200) if dispatch == "outside" else FastAPI()
     app.include_router(fast)
     app.include_router(standard)
 
@@ -118,15 +121,16 @@ def _app(*, dispatch: bool = True, seen: list[str] | None = None) -> FastAPI:
         return JSONResponse({"title": str(error), "method": request.method}, status_code=409)
 
     app.add_middleware(NormalWay, seen=[] if seen is None else seen)
-    if dispatch:
+    if dispatch == "inside":
         app.add_middleware(CommandDispatch, fastapi=app, max_bytes=200)
     return app
 
 
-@pytest.fixture(params=["dispatched", "route only"])
+@pytest.fixture(params=["inside", "outside", None], ids=["dispatched", "outside", "route only"])
 def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    """The app with CommandDispatch, and without (the route's own fast way)."""
-    app = _app(dispatch=request.param == "dispatched")
+    """The app with CommandDispatch as its middleware, outside FastAPI's layers, and
+    without it (the route's own fast way)."""
+    app = _app(dispatch=request.param)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
@@ -183,7 +187,8 @@ def _answer(
     client: TestClient, prefix: str, tail: str, content: bytes, headers: dict[str, str]
 ) -> Any:
     answer = client.post(f"/{prefix}/{tail}/decision", content=content, headers=headers)
-    shown = {k: v for k, v in answer.headers.items() if k not in ("date", "server")}
+    # SlrtAPI gives each request its own id (sent back: test_inspection_api).
+    shown = {k: v for k, v in answer.headers.items() if k not in ("date", "server", "x-request-id")}
     return answer.status_code, shown, answer.content
 
 
@@ -241,11 +246,12 @@ def test_every_daily_command_route_takes_the_fast_way(sqlite_settings: Settings)
     assert [route.path for route in commands if not getattr(route, "fast", False)] == []
 
 
-def test_well_formed_commands_pass_by_the_rest_of_the_stack() -> None:
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_well_formed_commands_pass_by_the_rest_of_the_stack(where: str) -> None:
     """CommandDispatch answers them itself; whatever it declines goes the normal way,
     with its body intact (the answers are compared above)."""
     seen: list[str] = []
-    with TestClient(_app(seen=seen)) as client:
+    with TestClient(_app(dispatch=where, seen=seen)) as client:
         assert _answer(client, "fast", *REQUESTS[0][1:])[0] == 201
         assert seen == []
         refused = _answer(client, "fast", CASE, b'{"kind": "grant", "amount": 0}', JSON)
@@ -271,7 +277,7 @@ def test_a_route_the_router_would_not_choose_is_not_dispatched() -> None:
         return {"route": "earlier"}
 
     app.include_router(first)
-    app.include_router(_app(dispatch=False).router)
+    app.include_router(_app(dispatch=None).router)
     app.add_middleware(CommandDispatch, fastapi=app)
     with TestClient(app) as client:
         answer = client.post(f"/fast/{CASE}/decision", json={"kind": "grant", "amount": 3})
@@ -308,6 +314,18 @@ def _dispatcher(app: FastAPI) -> CommandDispatch:
     while not isinstance(layer, CommandDispatch):
         layer = layer.app
     return layer
+
+
+def test_slrts_app_dispatches_outside_fastapis_own_layers(sqlite_settings: Settings) -> None:
+    """RequestContext, then CommandDispatch, then FastAPI's stack (its server-error
+    layer first), in which BodySizeLimit still refuses what is too large."""
+    stack: Any = create_app(sqlite_settings, run_workers=False).build_middleware_stack()
+    layers = []
+    while hasattr(stack, "app"):
+        layers.append(type(stack))
+        stack = stack.app
+    assert layers[:3] == [RequestContext, CommandDispatch, ServerErrorMiddleware]
+    assert BodySizeLimit in layers[3:]
 
 
 def test_every_daily_command_route_is_dispatched(sqlite_settings: Settings) -> None:

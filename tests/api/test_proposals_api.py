@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import routing as fastapi_routing
 from sqlalchemy import update
 
 from slrt.domain.scoring import DEFAULT_HOUSEHOLD_SIZE_WEIGHT
@@ -384,4 +385,37 @@ def test_a_command_arriving_as_the_service_stops_is_a_503_and_not_saved(api: Api
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["retry-after"] == "5"
     assert "send it again" in answer.json()["detail"]
+    assert api.events() == before
+
+
+def test_a_command_that_fails_unexpectedly_is_a_500_problem_and_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answered on the fast way (CommandDispatch, outside FastAPI's own error layer) as
+    FastAPI's server-error layer answers: the app's 500 problem, with the request id,
+    and nothing stored."""
+    solved: list[int] = []
+    solve = fastapi_routing.solve_dependencies
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        solved.append(1)
+        return await solve(*args, **kwargs)
+
+    def broken(**_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fastapi_routing, "solve_dependencies", counting)
+    monkeypatch.setattr(api.runtime.app, "submit_proposal_command", broken)
+    before = api.events()
+    answer = api.post(
+        PROPOSALS,
+        FRONT_OFFICE,
+        {"kind": "register", "household": household()},
+        headers={"X-Request-ID": "req-bug-1"},
+    )
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["X-Request-ID"] == "req-bug-1"
+    assert answer.json()["detail"] == "the server failed; the error was logged"
+    assert solved == []  # the fast way answered it
     assert api.events() == before

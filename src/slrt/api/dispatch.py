@@ -4,14 +4,18 @@
 After CommandRoute, a registration still spent ~10 % of the API process's CPU in the
 layers between the request-id middleware and the route: the body-size middleware,
 FastAPI's dependency exit stacks, and the router's walk through the included routers to
-the route, then its handler wrappers (bench/README.md, ninth session). This middleware
-sits just inside RequestContext. For a POST to a command route's path with a JSON body
-of declared length within the limit, it reads the body, and if the route's `prepare`
-finds it well formed, runs it under Starlette's own ExceptionMiddleware with the app's
-exception handlers, so a refusal raised by a dependency or the command is the same
-problem answer as by the normal way. Everything else, including a body the route's
-models refuse, goes the normal way (the body it read is handed on unchanged), so every
-other answer is exactly FastAPI's.
+the route, then its handler wrappers (bench/README.md, ninth session); FastAPI's own
+outer layers (server errors, telemetry, body limit) cost ~5 % more (seventeenth
+session). In SLRT's app this layer sits just inside RequestContext, outside all of
+FastAPI's (slrt.api.app.SlrtAPI); it may also be added as an app's middleware. For a
+POST to a command route's path with a JSON body of declared length within the limit,
+it reads the body, and if the route's `prepare` finds it well formed, runs it and
+answers a refusal raised by a dependency or the command with the app's exception
+handlers, chosen as Starlette's exception middleware chooses them, and an unexpected
+error as FastAPI's server-error layer does (its 500 handler answers, then the error is
+raised to the server), so the answer is the same problem answer as by the normal way.
+Everything else, including a body the route's models refuse, goes the normal way (the
+body it read is handed on unchanged), so every other answer is exactly FastAPI's.
 
 A route is taken only if, for its path with sample parameters, it is the first POST
 route of the app that matches (as the router would choose it).
@@ -26,10 +30,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from starlette._utils import get_route_path
+from starlette._utils import get_route_path, is_async_callable
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor
-from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slrt.api.command_route import FAST_COMMAND, FastCommand, _is_json
@@ -55,7 +62,10 @@ class CommandDispatch:
         self.max_bytes = max_bytes
         self._static: dict[str, _Entry] | None = None
         self._dynamic: list[_Entry] = []
-        self._run_app: ASGIApp | None = None
+        self._status_handlers: dict[int, Any] = {}
+        self._class_handlers: dict[Any, Any] = {}
+        self._error_handler: Any = None
+        self._debug = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -81,9 +91,37 @@ class CommandDispatch:
             del scope["path_params"]
             await self.app(scope, _replay(body, None, receive), send)
             return
-        scope["slrt.command"] = (entry.command, prepared)
-        assert self._run_app is not None
-        await self._run_app(scope, receive, send)
+        try:
+            response: Response | None = await entry.command.run(prepared)
+        except Exception as error:
+            handler = self._handler(error)
+            if handler is None:  # as FastAPI's server-error layer: answer 500, then raise
+                server_error = ServerErrorMiddleware(
+                    _raising(error), self._error_handler, self._debug
+                )
+                await server_error(scope, receive, send)
+                return
+            if is_async_callable(handler):
+                response = await handler(request, error)
+            else:
+                response = await run_in_threadpool(handler, request, error)
+            error.__traceback__ = None  # as Starlette: a reused error gathers tracebacks
+        if response is not None:
+            await response(scope, receive, send)
+
+    def _handler(self, error: Exception) -> Any:
+        """The app's exception handler for an error, other than the server-error one,
+        as Starlette's exception middleware chooses it: an HTTPException's status first,
+        then the error's classes in order; None if none takes it."""
+        handler = None
+        if isinstance(error, HTTPException):
+            handler = self._status_handlers.get(error.status_code)
+        if handler is None:
+            handler = next(
+                (self._class_handlers[c] for c in type(error).__mro__ if c in self._class_handlers),
+                None,
+            )
+        return handler
 
     def _declared_length(self, scope: Scope) -> int | None:
         """The body's declared length if the fast way may take it: JSON, Content-Length
@@ -134,12 +172,14 @@ class CommandDispatch:
                 self._dynamic.append(entry)
             else:
                 static[path_format] = entry
-        handlers = {
-            key: handler
-            for key, handler in self.fastapi.exception_handlers.items()
-            if key not in (500, Exception)  # as Starlette's stack: those are the outer layer's
-        }
-        self._run_app = ExceptionMiddleware(_run, handlers=handlers, debug=self.fastapi.debug)
+        for key, handler in self.fastapi.exception_handlers.items():
+            if key in (500, Exception):  # as FastAPI's stack: the server-error layer's
+                self._error_handler = handler
+            elif isinstance(key, int):
+                self._status_handlers[key] = handler
+            else:
+                self._class_handlers[key] = handler
+        self._debug = self.fastapi.debug
         self._static = static
 
     def routes(self) -> list[str]:
@@ -150,10 +190,11 @@ class CommandDispatch:
         return sorted([*self._static, *(e.path_regex.pattern for e in self._dynamic)])
 
 
-async def _run(scope: Scope, receive: Receive, send: Send) -> None:
-    command, prepared = scope.pop("slrt.command")
-    response = await command.run(prepared)
-    await response(scope, receive, send)
+def _raising(error: Exception) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise error
+
+    return app
 
 
 def _sample_path(path_format: str) -> str:
