@@ -175,17 +175,6 @@ class SlrtApplication(Application[UUID]):
             if read_many is not None:  # PostgreSQL
                 self._reader = GroupReader(read_many, max_batch=settings.group_commit_max_batch)
 
-    def make_durable(self) -> None:
-        """Returns once every event committed so far is on disk. On PostgreSQL a save's
-        transaction commits without waiting for the disk and the save waits after it
-        (ADR 0012), so an event may be read for a moment before it is durable: whoever
-        answers or acts outside the database on what it read (a replayed command's
-        answer, the outbox's messages) calls this first. On SQLite a commit waits for
-        the disk: nothing to do."""
-        durable = getattr(self.recorder, "make_durable", None)
-        if durable is not None:
-            durable()
-
     def close(self) -> None:
         if self._committer is not None:
             self._committer.close()
@@ -397,7 +386,6 @@ class SlrtApplication(Application[UUID]):
                 "use a new key for a new request",
                 field="Idempotency-Key",
             )
-        self.make_durable()  # the first answer waited for it too
         return Outcome(id=receipt.result_id, version=receipt.result_version, replayed=True)
 
     def save_events(self, *events: Any) -> list[Recording[UUID]]:

@@ -528,15 +528,11 @@ class ApplicationScenarios:
         assert committer.batches - batches_before < 16
 
     def test_a_keyed_registration_is_decided_on_the_loop_and_a_repeat_replays(
-        self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+        self, runtime: Runtime
     ) -> None:
         # The key's receipt is not read before the first attempt; a repeated key is
-        # found when its receipt collides, and the next attempt answers as before,
-        # once what it answers with is on disk (ADR 0012).
+        # found when its receipt collides, and the next attempt answers as before.
         offloaded: list[str] = []
-        waited: list[int] = []
-        durable = runtime.app.make_durable
-        monkeypatch.setattr(runtime.app, "make_durable", lambda: (waited.append(1), durable())[1])
 
         async def offload(function: Any, *args: Any) -> Any:
             offloaded.append(function.__name__)
@@ -560,7 +556,6 @@ class ApplicationScenarios:
         first, again = asyncio.run(twice())
         assert offloaded == ["_decide"]  # the repeat's second attempt read the receipt
         assert (again.id, again.version, again.replayed) == (first.id, first.version, True)
-        assert waited == [1]
         proposals = [
             n
             for n in runtime.app.recorder.select_notifications(start=1, limit=1000)

@@ -15,7 +15,6 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 
 from slrt.application import SlrtApplication
 from slrt.config import Settings
-from slrt.persistence import postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -118,7 +117,7 @@ def test_the_append_gives_up_after_the_lock_timeout(
     app = SlrtApplication(postgres_settings.model_copy(update={"postgres_lock_timeout_seconds": 1}))
     try:
         recorder = app.recorder
-        insert_once = type(recorder)._append_events.__wrapped__  # type: ignore[attr-defined]
+        insert_once = type(recorder).insert_events.__wrapped__  # type: ignore[attr-defined]
 
         def looked_for(*args: Any) -> None:
             raise AssertionError("a lock timeout is the server's answer: nothing was saved")
@@ -222,76 +221,3 @@ def test_the_append_function_is_replaced_only_when_its_body_differs(
             )
         finally:
             upgraded.close()
-
-
-def _statements(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Records what the recorders' cursors send, in order."""
-    sent: list[bytes] = []
-    execute = psycopg.Cursor.execute
-
-    def recording(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(query if isinstance(query, bytes) else str(query).encode())
-        return execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-    return sent
-
-
-def test_a_save_answers_after_a_flush_that_follows_its_append(
-    postgres_app: SlrtApplication, postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The append commits without waiting for the disk (the table lock is not held
-    # through the flush); the save answers only after a synchronous commit behind it,
-    # which flushes the WAL past the append's commit.
-    recorder = postgres_app.recorder
-    recorder_class = type(recorder)
-    append_once = recorder_class._append_once  # type: ignore[attr-defined]
-    committed_at: list[str] = []
-
-    def noting_where_it_committed(self: Any, curs: Any, events: Any) -> list[int]:
-        ids: list[int] = append_once(self, curs, events)
-        with psycopg.connect(postgres_settings.database_url, autocommit=True) as other:
-            row = other.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
-            assert row is not None
-            committed_at.append(row[0])
-        return ids
-
-    monkeypatch.setattr(recorder_class, "_append_once", noting_where_it_committed)
-    sent = _statements(monkeypatch)
-    recorder.insert_events([StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}')])
-    ours = [s for s in sent if b"pg_current_wal_insert_lsn" not in s]
-    appends = [i for i, s in enumerate(ours) if b"_append_events" in s]
-    assert len(appends) == 1
-    assert ours[appends[0] + 1 :] == [postgres._MAKE_DURABLE]
-    with psycopg.connect(postgres_settings.database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (committed_at[0],)
-        ).fetchone()
-    assert row == (True,)
-
-
-def test_a_flush_that_fails_after_the_append_is_waited_for_again_not_appended_again(
-    postgres_app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The append committed; the wait for its flush then meets a server's error. The
-    # wait is done again on another connection: appended again, the events would be a
-    # conflict and the command decided and saved a second time.
-    recorder = postgres_app.recorder
-    waits: list[int] = []
-    real_wait = postgres._MAKE_DURABLE
-
-    def waiting_elsewhere() -> None:
-        waits.append(1)
-        with recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-            conn.execute(real_wait)
-
-    monkeypatch.setattr(postgres, "_MAKE_DURABLE", b"SELECT 1 / 0")
-    monkeypatch.setattr(recorder, "make_durable", waiting_elsewhere)
-    before = recorder.max_notification_id() or 0
-    batch = [StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}')]
-    ids = recorder.insert_events(batch)
-    assert ids == [before + 1]
-    assert waits == [1]
-    assert [n.originator_id for n in recorder.select_notifications(before + 1, 10)] == [
-        batch[0].originator_id
-    ]

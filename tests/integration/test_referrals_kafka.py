@@ -206,26 +206,6 @@ class ReferralScenarios:
             ).all()
         assert sorted(rows) == [("acknowledgement", "met"), ("outcome", "met")]
 
-    def test_the_outbox_makes_what_it_read_durable_before_it_sends(
-        self, runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        # On PostgreSQL a save's events can be read a moment before they are on disk
-        # (ADR 0012): no agency is told of a referral a crash could undo.
-        self.refer(runtime)
-        order: list[str] = []
-        durable = runtime.app.make_durable
-        monkeypatch.setattr(
-            runtime.app, "make_durable", lambda: (order.append("durable"), durable())[1]
-        )
-        outbox = ReferralOutbox(runtime.app, runtime.engine, settings)
-        publish = outbox._publish
-        monkeypatch.setattr(outbox, "_publish", lambda e: (order.append("send"), publish(e))[1])
-        try:
-            assert outbox.run_once() > 0
-        finally:
-            outbox.stop()
-        assert order == ["durable", "send"]
-
     def test_a_publisher_killed_after_sending_loses_nothing(
         self, runtime: Runtime, settings: Settings, topics: Topics
     ) -> None:

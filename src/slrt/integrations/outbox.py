@@ -127,7 +127,6 @@ class ReferralOutbox(BackgroundLoop):
             return 0
         events = [self.app.mapper.to_domain_event(n) for n in notifications if n.topic in PUBLISHED]
         if events:
-            self.app.make_durable()  # never a message about an event a crash could undo
             self._publish(events)
         self._advance(start, notifications[-1].id)
         return len(notifications)

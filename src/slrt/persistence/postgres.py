@@ -155,17 +155,13 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         # quarter of a group commit's CPU; bench/README.md). The hash records go one
         # statement per "layer" of the batch (an aggregate's 1st, 2nd, … new event),
         # so each layer reads the previous layer's hashes; the notification id comes
-        # from the row just inserted, by primary key. Its transaction commits without
-        # waiting for the disk (synchronous_commit off, for it alone), so the table lock
-        # is not held through the WAL flush; the save waits for the flush after it, in
-        # `make_durable` (ADR 0012).
+        # from the row just inserted, by primary key.
         append = f"{prefix}_append_events"
         self.check_identifier_length(append)
         body = SQL(
             "DECLARE layer_count int; "
             "BEGIN "
             "PERFORM set_config('lock_timeout', p_lock_timeout, true); "
-            "PERFORM set_config('synchronous_commit', 'off', true); "
             "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
             "NOTIFY {channel}; "
             "RETURN QUERY INSERT INTO {schema}.{events} "
@@ -274,36 +270,10 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             if found is None or found["prosrc"] != self._append_body:
                 curs.execute(self._create_append)
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """Appends the events (`_append_events`), then waits until they are on disk
-        (`make_durable`): the append's transaction commits without waiting for its WAL
-        flush, so that the table lock, which every writer waits for, is released before
-        the flush, not after it (ADR 0012). The answer comes only once the events are
-        durable. If the wait fails after the append committed, it is done again on
-        another connection, never the append (which would meet a conflict and have the
-        command decided and saved again)."""
-        if not stored_events:
-            return None
-        try:
-            return self._append_events(stored_events)
-        except _Committed as committed:
-            self.make_durable()
-            return committed.ids
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def make_durable(self) -> None:
-        """Returns once everything committed before the call is on disk (as durable as
-        the server's `synchronous_commit` makes a commit): a transaction of its own that
-        writes a little WAL (`_MAKE_DURABLE`), so its commit waits for the WAL to be
-        flushed up to its record, which flushes every commit before it. Several
-        writers' waits share the server's flushes."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(_MAKE_DURABLE, prepare=True)
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _append_events(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         """The library's append (lock the table, notify, insert) plus the hash records,
         in one statement on its own (the connection is in autocommit): a function of the
         recorder's (`<prefix>_append_events`), which takes the table lock inside its
@@ -322,16 +292,12 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         connection: found stored byte for byte, the save is reported done with their
         notification ids; not found, the error goes to the retry. (Found means this
         save, unless another writer stored the very same bytes: the same event, actor
-        and timestamp to the microsecond.) Committed, the append raises _Committed
-        with the ids unless its connection's wait for the flush succeeded too."""
+        and timestamp to the microsecond.)"""
+        if not stored_events:
+            return None
         try:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                ids = self._append_once(curs, stored_events)
-                try:
-                    curs.execute(_MAKE_DURABLE, prepare=True)
-                except psycopg.Error as error:
-                    raise _Committed(ids) from error
-                return ids
+                return self._append_once(curs, stored_events)
         except (InterfaceError, OperationalError) as error:
             if not _outcome_unknown(error):
                 raise
@@ -340,7 +306,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             if stored is None:
                 raise
             log.warning("append.found_after_lost_answer", events=len(stored_events))
-            raise _Committed(stored) from error
+            return stored
 
     def _append_once(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
@@ -635,23 +601,6 @@ def _rendered(statement: Any) -> bytes:
     if isinstance(statement, str):
         return statement.encode()
     return bytes(statement.as_bytes(None))
-
-
-#: A transaction that writes WAL (a transactional logical-decoding message, empty) and
-#: so commits with a record of its own, waiting for the WAL flush up to it
-#: (AuditedPostgresApplicationRecorder.make_durable). One that only took a transaction
-#: id would commit without waiting: PostgreSQL flushes only for transactions that
-#: wrote WAL.
-_MAKE_DURABLE = b"SELECT pg_logical_emit_message(true, 'slrt.durable', '')"
-
-
-class _Committed(Exception):
-    """The append committed (its notification ids), but whether it is on disk yet is
-    not known: it must be made durable, never appended again."""
-
-    def __init__(self, ids: list[int]) -> None:
-        super().__init__(f"{len(ids)} events committed, their flush not confirmed")
-        self.ids = ids
 
 
 def _outcome_unknown(error: BaseException) -> bool:
