@@ -1239,7 +1239,7 @@ class TestOnPostgres(ApplicationScenarios):
         # psycopg reported such a conflict as "pipeline aborted" when the transaction
         # ended on a fresh connection, and the library retried that as an operational
         # error, 0.2 s at a time: a conflicting group-commit batch stalled for seconds.
-        insert_once = AuditedPostgresApplicationRecorder.insert_events.__wrapped__  # type: ignore[attr-defined]
+        append = AuditedPostgresApplicationRecorder._append_events.__wrapped__  # type: ignore[attr-defined]
         for _ in range(4):
             app = SlrtApplication(settings)  # a new pool: every connection is fresh
             try:
@@ -1247,7 +1247,7 @@ class TestOnPostgres(ApplicationScenarios):
                 others = [_Thing() for _ in range(9)]
                 events = [*copy.collect_events(), *(e for t in others for e in t.collect_events())]
                 with pytest.raises(IntegrityError):
-                    insert_once(app.recorder, [app.mapper.to_stored_event(e) for e in events])
+                    append(app.recorder, [app.mapper.to_stored_event(e) for e in events], [])
                 for thing in others:  # nothing of the batch was written
                     with pytest.raises(AggregateNotFoundError):
                         app.repository.get(thing.id)

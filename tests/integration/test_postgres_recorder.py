@@ -117,7 +117,7 @@ def test_the_append_gives_up_after_the_lock_timeout(
     app = SlrtApplication(postgres_settings.model_copy(update={"postgres_lock_timeout_seconds": 1}))
     try:
         recorder = app.recorder
-        insert_once = type(recorder).insert_events.__wrapped__  # type: ignore[attr-defined]
+        append = type(recorder)._append_events.__wrapped__  # type: ignore[attr-defined]
 
         def looked_for(*args: Any) -> None:
             raise AssertionError("a lock timeout is the server's answer: nothing was saved")
@@ -128,7 +128,7 @@ def test_the_append_gives_up_after_the_lock_timeout(
             other.execute(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE')
             started = time.monotonic()
             with pytest.raises(OperationalError, match="lock timeout"):
-                insert_once(recorder, [StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")])
+                append(recorder, [StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b"{}")], [])
             assert time.monotonic() - started < 5
     finally:
         app.close()
@@ -161,6 +161,50 @@ def test_a_save_committed_but_unanswered_is_found_stored_not_retried_into_a_conf
     ids = recorder.insert_events(batch)
 
     assert committed and ids == committed[0]
+    stored = recorder.select_notifications(before + 1, 10)
+    assert [(n.id, n.originator_id) for n in stored] == [
+        (i, e.originator_id) for i, e in zip(ids, batch, strict=True)
+    ]
+
+
+def test_a_lost_answer_whose_look_up_fails_too_is_found_by_the_next_attempt(
+    postgres_app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection breaks after the append committed, and the look-up on another
+    # connection fails as well (the database still away). The next attempt meets a
+    # conflict: its own events, stored by the attempt whose answer was lost. Reported as
+    # a conflict, the command would be decided and saved a second time.
+    recorder = postgres_app.recorder
+    recorder_class = type(recorder)
+    before = recorder.max_notification_id() or 0
+    batch = [
+        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}'),
+        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"b": 2}'),
+    ]
+    append_once = recorder_class._append_once  # type: ignore[attr-defined]
+    stored_as_sent = recorder_class._stored_as_sent  # type: ignore[attr-defined]
+    committed: list[list[int]] = []
+    looked: list[int] = []
+
+    def committed_then_lost(self: Any, curs: Any, events: Any) -> list[int]:
+        ids: list[int] = append_once(self, curs, events)
+        committed.append(ids)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    def away_at_first(self: Any, curs: Any, events: Any) -> list[int] | None:
+        looked.append(1)
+        if len(looked) == 1:
+            raise psycopg.OperationalError("connection refused")
+        found: list[int] | None = stored_as_sent(self, curs, events)
+        return found
+
+    monkeypatch.setattr(recorder_class, "_append_once", committed_then_lost)
+    monkeypatch.setattr(recorder_class, "_stored_as_sent", away_at_first)
+    ids = recorder.insert_events(batch)
+
+    assert len(committed) == 1  # the second attempt's append conflicted
+    assert ids == committed[0]
+    assert len(looked) == 2
     stored = recorder.select_notifications(before + 1, 10)
     assert [(n.id, n.originator_id) for n in stored] == [
         (i, e.originator_id) for i, e in zip(ids, batch, strict=True)

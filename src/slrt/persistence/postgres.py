@@ -22,6 +22,7 @@ import psycopg
 import structlog
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import (
+    IntegrityError,
     InterfaceError,
     Notification,
     OperationalError,
@@ -270,7 +271,6 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             if found is None or found["prosrc"] != self._append_body:
                 curs.execute(self._create_append)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -287,26 +287,50 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         POSTGRES_ENABLE_DB_FUNCTIONS, does not lock the table and is refused above.)
 
         A connection lost while the statement ran leaves its outcome unknown: the retry
-        (above) would meet a conflict if it was committed, and the command would be
-        decided and saved again. So the events are looked for at once, on another
-        connection: found stored byte for byte, the save is reported done with their
-        notification ids; not found, the error goes to the retry. (Found means this
-        save, unless another writer stored the very same bytes: the same event, actor
-        and timestamp to the microsecond.)"""
+        would meet a conflict if it was committed, and the command would be decided and
+        saved again. So the events are looked for at once, on another connection: found
+        stored byte for byte, the save is reported done with their notification ids;
+        not found, the append is tried again. If the look-up fails too (the database
+        still away), the attempt that follows looks again when it meets a conflict.
+        (Found means this save, unless another writer stored the very same bytes: the
+        same event, actor and timestamp to the microsecond; so a conflict is looked up
+        only after an attempt of this save whose outcome is unknown.)"""
         if not stored_events:
             return None
+        return self._append_events(stored_events, [])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _append_events(
+        self, stored_events: Sequence[StoredEvent], unknown: list[BaseException]
+    ) -> list[int]:
+        """One attempt of `insert_events`; `unknown` holds the errors of the earlier
+        attempts whose outcome is unknown."""
         try:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 return self._append_once(curs, stored_events)
+        except IntegrityError:
+            if unknown:
+                stored = self._look_up(stored_events)
+                if stored is not None:
+                    return stored
+            raise
         except (InterfaceError, OperationalError) as error:
             if not _outcome_unknown(error):
                 raise
-            with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                stored = self._stored_as_sent(curs, stored_events)
+            unknown.append(error)
+            stored = self._look_up(stored_events)  # may fail: then retried, as the append
             if stored is None:
                 raise
-            log.warning("append.found_after_lost_answer", events=len(stored_events))
             return stored
+
+    def _look_up(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The events' notification ids if this save is stored, byte for byte, after
+        an attempt whose answer was lost."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            stored = self._stored_as_sent(curs, stored_events)
+        if stored is not None:
+            log.warning("append.found_after_lost_answer", events=len(stored_events))
+        return stored
 
     def _append_once(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
