@@ -135,9 +135,9 @@ class SlrtAPI(FastAPI):
     """FastAPI with two layers outside its own middleware: RequestContext, then
     CommandDispatch. A well-formed command is answered by CommandDispatch before
     FastAPI's outer layers (its server-error, telemetry and body-limit middleware, one
-    pass each per request), which saves the API process 2–9 % of a command's CPU (A/B,
-    bench/README.md, seventeenth session); it answers errors with the app's own
-    exception handlers, the 500 one included. Every other request goes through
+    pass each per request): 0.91–0.98× the API process's CPU per command in four A/B
+    runs of five (bench/README.md, seventeenth session). It answers errors with the
+    app's own exception handlers, the 500 one included. Every other request goes through
     FastAPI's whole stack as before, with its request id."""
 
     def __init__(self, *, max_request_bytes: int | None = None, **kwargs: Any) -> None:
