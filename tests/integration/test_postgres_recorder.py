@@ -134,6 +134,35 @@ def test_the_append_gives_up_after_the_lock_timeout(
         app.close()
 
 
+def _two_events() -> list[StoredEvent]:
+    return [
+        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}'),
+        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"b": 2}'),
+    ]
+
+
+def _answers_lost(monkeypatch: pytest.MonkeyPatch, recorder: Any) -> list[list[int]]:
+    """Every append commits, then its connection breaks before the answer: the ids of
+    each committed append are listed in what is returned."""
+    recorder_class = type(recorder)
+    append_once = recorder_class._append_once
+    committed: list[list[int]] = []
+
+    def committed_then_lost(self: Any, curs: Any, events: Any) -> list[int]:
+        committed.append(append_once(self, curs, events))
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(recorder_class, "_append_once", committed_then_lost)
+    return committed
+
+
+def _stored_once(recorder: Any, before: int, ids: Any, batch: list[StoredEvent]) -> bool:
+    stored = recorder.select_notifications(before + 1, 10)
+    return [(n.id, n.originator_id) for n in stored] == [
+        (i, e.originator_id) for i, e in zip(ids, batch, strict=True)
+    ]
+
+
 def test_a_save_committed_but_unanswered_is_found_stored_not_retried_into_a_conflict(
     postgres_app: SlrtApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,30 +170,13 @@ def test_a_save_committed_but_unanswered_is_found_stored_not_retried_into_a_conf
     # came back. The events are there, byte for byte: that is this save, done. Retried,
     # it would be a conflict, and the command would be decided and saved a second time.
     recorder = postgres_app.recorder
-    recorder_class = type(recorder)
     before = recorder.max_notification_id() or 0
-    batch = [
-        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}'),
-        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"b": 2}'),
-    ]
-    append_once = recorder_class._append_once  # type: ignore[attr-defined]
-    committed: list[list[int]] = []
-
-    def committed_then_lost(self: Any, curs: Any, events: Any) -> list[int]:
-        ids: list[int] = append_once(self, curs, events)
-        committed.append(ids)
-        if len(committed) == 1:
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-        return ids
-
-    monkeypatch.setattr(recorder_class, "_append_once", committed_then_lost)
+    batch = _two_events()
+    committed = _answers_lost(monkeypatch, recorder)
     ids = recorder.insert_events(batch)
 
     assert committed and ids == committed[0]
-    stored = recorder.select_notifications(before + 1, 10)
-    assert [(n.id, n.originator_id) for n in stored] == [
-        (i, e.originator_id) for i, e in zip(ids, batch, strict=True)
-    ]
+    assert _stored_once(recorder, before, ids, batch)
 
 
 def test_a_lost_answer_whose_look_up_fails_too_is_found_by_the_next_attempt(
@@ -177,19 +189,9 @@ def test_a_lost_answer_whose_look_up_fails_too_is_found_by_the_next_attempt(
     recorder = postgres_app.recorder
     recorder_class = type(recorder)
     before = recorder.max_notification_id() or 0
-    batch = [
-        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"a": 1}'),
-        StoredEvent(uuid4(), 1, "slrt.domain.x:Made", b'{"b": 2}'),
-    ]
-    append_once = recorder_class._append_once  # type: ignore[attr-defined]
+    batch = _two_events()
     stored_as_sent = recorder_class._stored_as_sent  # type: ignore[attr-defined]
-    committed: list[list[int]] = []
     looked: list[int] = []
-
-    def committed_then_lost(self: Any, curs: Any, events: Any) -> list[int]:
-        ids: list[int] = append_once(self, curs, events)
-        committed.append(ids)
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     def away_at_first(self: Any, curs: Any, events: Any) -> list[int] | None:
         looked.append(1)
@@ -198,17 +200,14 @@ def test_a_lost_answer_whose_look_up_fails_too_is_found_by_the_next_attempt(
         found: list[int] | None = stored_as_sent(self, curs, events)
         return found
 
-    monkeypatch.setattr(recorder_class, "_append_once", committed_then_lost)
+    committed = _answers_lost(monkeypatch, recorder)
     monkeypatch.setattr(recorder_class, "_stored_as_sent", away_at_first)
     ids = recorder.insert_events(batch)
 
     assert len(committed) == 1  # the second attempt's append conflicted
     assert ids == committed[0]
     assert len(looked) == 2
-    stored = recorder.select_notifications(before + 1, 10)
-    assert [(n.id, n.originator_id) for n in stored] == [
-        (i, e.originator_id) for i, e in zip(ids, batch, strict=True)
-    ]
+    assert _stored_once(recorder, before, ids, batch)
 
 
 def test_a_batch_stored_only_in_part_is_still_a_conflict(postgres_app: SlrtApplication) -> None:
