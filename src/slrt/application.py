@@ -53,6 +53,8 @@ from slrt.domain.sla import DEFAULT_RULES, SlaBreach, SlaPolicy, SlaPolicyVersio
 from slrt.domain.user import User
 from slrt.group_commit import Expected, GroupCommitter, is_conflict
 from slrt.group_read import GroupReader
+from slrt.loop_commit import LoopCommitter
+from slrt.persistence.postgres import AuditedPostgresApplicationRecorder
 
 log = structlog.get_logger("slrt.commands")
 
@@ -165,17 +167,28 @@ class SlrtApplication(Application[UUID]):
         super().__init__(env=settings.eventsourcing_env())
         self._committer: GroupCommitter | None = None
         self._reader: GroupReader | None = None
+        #: Commands decided on an event loop are saved on that loop (PostgreSQL).
+        self._loop_committer: LoopCommitter | None = None
         if settings.group_commit:
             self._committer = GroupCommitter(
                 self.save_events,
                 window=settings.group_commit_window_ms / 1000,
                 max_batch=settings.group_commit_max_batch,
             )
-            read_many = getattr(self.recorder, "select_events_of", None)
-            if read_many is not None:  # PostgreSQL
-                self._reader = GroupReader(read_many, max_batch=settings.group_commit_max_batch)
+            if isinstance(self.recorder, AuditedPostgresApplicationRecorder):
+                self._loop_committer = LoopCommitter(
+                    self.recorder,
+                    encode=self.mapper.to_stored_event,
+                    recorded=self._recorded,
+                    max_batch=settings.group_commit_max_batch,
+                )
+                self._reader = GroupReader(
+                    self.recorder.select_events_of, max_batch=settings.group_commit_max_batch
+                )
 
     def close(self) -> None:
+        if self._loop_committer is not None:
+            self._loop_committer.close()
         if self._committer is not None:
             self._committer.close()
         if self._reader is not None:
@@ -236,8 +249,10 @@ class SlrtApplication(Application[UUID]):
         for attempt in range(1, self.settings.command_retries + 2 + extra):
             inline = not command.reads and (command.idempotency is None or attempt == 1)
             # A command decided inline reaches the committer before anything else runs
-            # on this loop: only one that waits for a read is announced to it.
-            with self._announced(not inline) as expected:
+            # on this loop: only one that waits for a read is announced to it. (The loop
+            # committer has no window to hold open: it needs no announcements.)
+            announce = not inline and self._loop_committer is None
+            with self._announced(announce) as expected:
                 if inline:
                     decided = await self._decide_inline(command, offload)
                 elif command.reads and self._can_prefetch(command):
@@ -248,7 +263,9 @@ class SlrtApplication(Application[UUID]):
                     return decided
                 outcome, save = decided
                 try:
-                    if self._committer is not None:
+                    if self._loop_committer is not None:
+                        await self._loop_committer.commit_async(save)
+                    elif self._committer is not None:
                         await self._committer.commit_async(save, expected)
                     else:
                         await offload(self.save, *save)
@@ -397,9 +414,13 @@ class SlrtApplication(Application[UUID]):
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         processing_event.events.extend(events)
         recordings = self._record(processing_event)
-        self._notify(recordings)
-        self.notify(processing_event.events)  # the library's deprecated hook, as in save
+        self._recorded(recordings)
         return recordings
+
+    def _recorded(self, recordings: list[Recording[UUID]]) -> None:
+        """What `save` does once events are stored (the loop committer's too)."""
+        self._notify(recordings)
+        self.notify([r.domain_event for r in recordings])  # the library's deprecated hook
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         super()._notify(recordings)

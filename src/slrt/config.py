@@ -62,8 +62,11 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description=(
-            "How long a batch waits for more commands at most (a batch of commands "
-            "that read first waits only while others are being decided)"
+            "How long a batch of the group committer's thread waits for more commands "
+            "at most (a batch of commands that read first waits only while others are "
+            "being decided). The thread saves on SQLite and for commands run from "
+            "threads; on PostgreSQL an API process saves its commands on its event "
+            "loop, without a window (ADR 0012)"
         ),
     )
     group_commit_max_batch: int = Field(default=200, ge=1, le=10_000)

@@ -12,6 +12,9 @@ after another) waits the window for the requests behind them.
 If the batch fails with a conflict, each command in it is saved alone, so one command's
 conflict fails only that command (its caller then re-decides on fresh state). Each caller
 gets its answer only after its own events are durable.
+
+On PostgreSQL, commands decided on an event loop (the HTTP routes) are saved on that
+loop instead, by slrt.loop_commit (ADR 0012); this thread saves the rest.
 """
 
 from __future__ import annotations

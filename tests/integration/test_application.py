@@ -506,10 +506,16 @@ class ApplicationScenarios:
 
     # -- commands from an event loop (the HTTP routes) ----------------------------------
 
+    @staticmethod
+    def loop_committer(runtime: Runtime) -> Any:
+        """What saves commands decided on an event loop: the loop committer on
+        PostgreSQL, the group committer's thread on SQLite."""
+        raise NotImplementedError
+
     def test_commands_run_from_an_event_loop_share_transactions(self, runtime: Runtime) -> None:
-        committer = runtime.app._committer
+        committer = self.loop_committer(runtime)
         assert committer is not None
-        batches_before = committer.batches
+        batches_before, commands_before = committer.batches, committer.commands
         commands = [
             runtime.app.submit_proposal_command(
                 actor=FRONT_OFFICE, kind="register", payload={"household": household()}
@@ -525,6 +531,7 @@ class ApplicationScenarios:
         assert len({o.id for o in outcomes}) == 16
         for outcome in outcomes:
             assert runtime.app.get_proposal(outcome.id).status is ProposalStatus.SUBMITTED
+        assert committer.commands - commands_before == 16
         assert committer.batches - batches_before < 16
 
     def test_a_keyed_registration_is_decided_on_the_loop_and_a_repeat_replays(
@@ -687,36 +694,6 @@ class ApplicationScenarios:
             assert plain.app.get_proposal(submitted.id).status is ProposalStatus.VILLAGE_APPROVED
         finally:
             plain.close()
-
-    def test_a_cancelled_caller_does_not_cancel_its_commit(
-        self, settings: Settings, clock: Clock
-    ) -> None:
-        # A batch waits 100 ms for more commands; the first caller gives up after 20 ms
-        # (as a request whose client went away can). Its command is still saved, and
-        # the committer still answers the others.
-        slow = build_runtime(
-            settings.model_copy(update={"group_commit_window_ms": 100}), clock=clock
-        )
-        try:
-            stored_before = slow.app.recorder.max_notification_id() or 0
-
-            def register() -> Any:
-                return slow.app.submit_proposal_command(
-                    actor=FRONT_OFFICE, kind="register", payload={"household": household()}
-                )
-
-            async def scenario() -> Outcome:
-                first = asyncio.create_task(slow.app.run_async(register()))
-                second = asyncio.create_task(slow.app.run_async(register()))
-                await asyncio.sleep(0.02)
-                first.cancel()
-                await asyncio.wait_for(second, timeout=10)
-                return await asyncio.wait_for(slow.app.run_async(register()), timeout=10)
-
-            asyncio.run(scenario())
-            assert slow.app.recorder.max_notification_id() == stored_before + 3
-        finally:
-            slow.close()
 
     @staticmethod
     def _race(threads: int, action: Any) -> list[str]:
@@ -953,9 +930,44 @@ class ApplicationScenarios:
 
 
 class TestOnSQLite(ApplicationScenarios):
+    @staticmethod
+    def loop_committer(runtime: Runtime) -> Any:
+        assert runtime.app._loop_committer is None
+        return runtime.app._committer
+
     @pytest.fixture
     def settings(self, sqlite_settings: Settings) -> Settings:
         return sqlite_settings
+
+    def test_a_cancelled_caller_does_not_cancel_its_commit(
+        self, settings: Settings, clock: Clock
+    ) -> None:
+        # The committer's batch waits 100 ms for more commands; the first caller gives
+        # up after 20 ms (as a request whose client went away can). Its command is
+        # still saved, and the committer still answers the others.
+        slow = build_runtime(
+            settings.model_copy(update={"group_commit_window_ms": 100}), clock=clock
+        )
+        try:
+            stored_before = slow.app.recorder.max_notification_id() or 0
+
+            def register() -> Any:
+                return slow.app.submit_proposal_command(
+                    actor=FRONT_OFFICE, kind="register", payload={"household": household()}
+                )
+
+            async def scenario() -> Outcome:
+                first = asyncio.create_task(slow.app.run_async(register()))
+                second = asyncio.create_task(slow.app.run_async(register()))
+                await asyncio.sleep(0.02)
+                first.cancel()
+                await asyncio.wait_for(second, timeout=10)
+                return await asyncio.wait_for(slow.app.run_async(register()), timeout=10)
+
+            asyncio.run(scenario())
+            assert slow.app.recorder.max_notification_id() == stored_before + 3
+        finally:
+            slow.close()
 
 
 @pytest.mark.postgres
@@ -963,6 +975,68 @@ class TestOnPostgres(ApplicationScenarios):
     @pytest.fixture
     def settings(self, postgres_settings: Settings) -> Settings:
         return postgres_settings
+
+    @staticmethod
+    def loop_committer(runtime: Runtime) -> Any:
+        return runtime.app._loop_committer
+
+    # -- commands saved on the event loop (slrt.loop_commit) ---------------------------
+
+    @staticmethod
+    def registration(runtime: Runtime) -> Any:
+        return runtime.app.submit_proposal_command(
+            actor=FRONT_OFFICE, kind="register", payload={"household": household()}
+        )
+
+    def test_a_cancelled_caller_does_not_cancel_its_commit(self, runtime: Runtime) -> None:
+        # Another transaction holds the events table, so the first batch waits in the
+        # database; a second command queues behind it. The first caller gives up (as a
+        # request whose client went away can). Its command is still saved, and the
+        # second leaves as the next batch once the first is saved.
+        app, committer = runtime.app, runtime.app._loop_committer
+        assert committer is not None
+        stored_before = app.recorder.max_notification_id() or 0
+        batches_before = committer.batches
+
+        async def scenario() -> Outcome:
+            with runtime.engine.connect() as holder:
+                holder.execute(text(f"LOCK TABLE {app.recorder.events_table_name}"))
+                first = asyncio.create_task(app.run_async(self.registration(runtime)))
+                await asyncio.sleep(0.2)
+                second = asyncio.create_task(app.run_async(self.registration(runtime)))
+                await asyncio.sleep(0.05)
+                first.cancel()
+                holder.commit()
+            return await asyncio.wait_for(second, timeout=10)
+
+        outcome = asyncio.run(scenario())
+        assert app.get_proposal(outcome.id).status is ProposalStatus.SUBMITTED
+        assert app.recorder.max_notification_id() == stored_before + 2
+        assert committer.batches - batches_before == 2
+
+    def test_a_loop_commit_on_a_connection_the_server_closed_is_saved(
+        self, runtime: Runtime
+    ) -> None:
+        # The server ended the loop's idle connection (a restart, an idle timeout, an
+        # administrator). The next batch's statement fails on it; the recovery saves
+        # the batch through the pool, and the batch after it opens a new connection.
+        app, committer = runtime.app, runtime.app._loop_committer
+        assert committer is not None
+
+        async def scenario() -> list[Outcome]:
+            await app.run_async(self.registration(runtime))
+            state = committer._states[asyncio.get_running_loop()]
+            with runtime.engine.begin() as conn:
+                pid = state.connection.info.backend_pid
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await asyncio.sleep(0.1)
+            after_loss = await app.run_async(self.registration(runtime))
+            return [after_loss, await app.run_async(self.registration(runtime))]
+
+        outcomes = asyncio.run(scenario())
+        for outcome in outcomes:
+            assert app.get_proposal(outcome.id).status is ProposalStatus.SUBMITTED
+        assert committer.recovered_batches == 1
 
     # -- reads for decisions on the event loop (slrt.group_read) ----------------------
 

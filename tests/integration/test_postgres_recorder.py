@@ -4,6 +4,7 @@ id and its hash record."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -264,3 +265,69 @@ def test_the_append_function_is_replaced_only_when_its_body_differs(
             )
         finally:
             upgraded.close()
+
+
+# -- the append from an event loop (slrt.loop_commit) -----------------------------------
+
+
+def test_the_append_from_an_event_loop_stores_the_batch_and_a_repeat_is_a_conflict(
+    postgres_app: SlrtApplication,
+) -> None:
+    recorder = postgres_app.recorder
+    before = recorder.max_notification_id() or 0
+    batch = _two_events()
+
+    async def append_twice() -> list[int]:
+        connection = await recorder.connect()
+        try:
+            ids: list[int] = await recorder.append(connection, batch)
+            with pytest.raises(IntegrityError):
+                await recorder.append(connection, batch)
+            # The connection still serves: the conflict rolled back only its statement.
+            assert (await connection.execute("SELECT 1")).rowcount == 1
+            return ids
+        finally:
+            await connection.close()
+
+    ids = asyncio.run(append_twice())
+    assert _stored_once(recorder, before, ids, batch)
+
+
+def test_a_loop_append_committed_but_unanswered_is_found_by_the_recovery(
+    postgres_app: SlrtApplication,
+) -> None:
+    # The loop's statement committed, then its connection broke before the answer (the
+    # driver's error carries no SQLSTATE). The recovery in a worker thread meets its
+    # own events as a conflict and finds them stored byte for byte: the save is done,
+    # not decided and saved a second time.
+    recorder = postgres_app.recorder
+    before = recorder.max_notification_id() or 0
+    batch = _two_events()
+
+    async def append() -> list[int]:
+        connection = await recorder.connect()
+        try:
+            ids: list[int] = await recorder.append(connection, batch)
+            return ids
+        finally:
+            await connection.close()
+
+    committed = asyncio.run(append())
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    assert recorder.append_after(batch, lost) == committed
+    assert _stored_once(recorder, before, committed, batch)
+
+
+def test_a_loop_append_refused_by_the_server_is_retried_not_looked_up(
+    postgres_app: SlrtApplication,
+) -> None:
+    # An error the server answered with (here a lock timeout) means nothing was
+    # written: the recovery appends, and a conflict then is a real one.
+    recorder = postgres_app.recorder
+    before = recorder.max_notification_id() or 0
+    batch = _two_events()
+    refused = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    ids = recorder.append_after(batch, refused)
+    assert _stored_once(recorder, before, ids, batch)
+    with pytest.raises(IntegrityError):
+        recorder.append_after(batch, refused)

@@ -335,21 +335,51 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     def _append_once(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
     ) -> list[int]:
-        curs.execute(
-            self._append,
-            (
-                *_columns(stored_events),
-                [
-                    event_digest(s.originator_id, s.originator_version, s.topic, s.state)
-                    for s in stored_events
-                ],
-                _layer_numbers(stored_events),
-                GENESIS,
-                self._lock_timeout,
-            ),
-            prepare=True,
-        )
+        curs.execute(self._append, self._append_params(stored_events), prepare=True)
         return [row["notification_id"] for row in curs.fetchall()]
+
+    def _append_params(self, stored_events: Sequence[StoredEvent]) -> tuple[Any, ...]:
+        return (
+            *_columns(stored_events),
+            [
+                event_digest(s.originator_id, s.originator_version, s.topic, s.state)
+                for s in stored_events
+            ],
+            _layer_numbers(stored_events),
+            GENESIS,
+            self._lock_timeout,
+        )
+
+    # -- the append from an event loop (slrt.loop_commit.LoopStore) ----------------------
+
+    async def connect(self) -> psycopg.AsyncConnection[DictRow]:
+        """A connection for appends from an event loop, as the pool's are made."""
+        pool = self.datastore.pool
+        assert isinstance(pool.kwargs, dict) and isinstance(pool.conninfo, str)
+        kwargs = dict(pool.kwargs)
+        if pool.get_password_func is not None:
+            kwargs["password"] = pool.get_password_func()
+        return await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True, **kwargs)
+
+    async def append(
+        self, connection: psycopg.AsyncConnection[DictRow], stored_events: Sequence[StoredEvent]
+    ) -> list[int]:
+        """`insert_events`' statement on an asynchronous connection: one attempt, a
+        conflict raised as IntegrityError, any other error as the driver raised it."""
+        try:
+            cursor = await connection.execute(
+                self._append, self._append_params(stored_events), prepare=True
+            )
+        except psycopg.IntegrityError as error:
+            raise IntegrityError(error) from error
+        return [row["notification_id"] for row in await cursor.fetchall()]
+
+    def append_after(self, stored_events: Sequence[StoredEvent], error: BaseException) -> list[int]:
+        """After `append` failed with `error` (not a conflict): the synchronous append,
+        with its retries. If the failed statement's outcome is unknown (the connection
+        went, no answer came), a conflict is looked up as a lost answer would be."""
+        unknown = isinstance(error, psycopg.Error) and error.sqlstate is None
+        return list(self._append_events(stored_events, [error] if unknown else []))
 
     def _stored_as_sent(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
