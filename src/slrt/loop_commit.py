@@ -145,27 +145,30 @@ class LoopCommitter:
         state.saving = state.loop.create_task(self._save(state, batch))
 
     async def _save(self, state: _LoopState, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.commands += len(batch)
         try:
-            self.batches += 1
-            self.commands += len(batch)
-            try:
-                await self._append(state, batch)
-            except IntegrityError as error:
-                if len(batch) == 1:
-                    _answer(batch, error)
-                else:  # someone in the batch conflicts: each alone, in order
-                    self.split_batches += 1
-                    for pending in batch:
-                        try:
-                            await self._append(state, [pending])
-                        except Exception as own:
-                            _answer([pending], own)
-            except Exception as error:
-                log.exception("loop_commit.failed", commands=len(batch))
+            await self._append(state, batch)
+        except IntegrityError as error:
+            if len(batch) == 1:
                 _answer(batch, error)
+            else:  # someone in the batch conflicts: each alone, in order
+                self.split_batches += 1
+                for pending in batch:
+                    try:
+                        await self._append(state, [pending])
+                    except Exception as own:
+                        _answer([pending], own)
+        except asyncio.CancelledError:  # the loop is ending: no next batch
+            for pending in batch:
+                pending.waiter.cancel()
+            raise
+        except Exception as error:
+            log.exception("loop_commit.failed", commands=len(batch))
+            _answer(batch, error)
         finally:
             state.saving = None
-            self._start_soon(state)
+        self._start_soon(state)
 
     async def _append(self, state: _LoopState, batch: list[_Pending]) -> None:
         """Saves the batch in one transaction, then answers each of its callers."""
@@ -176,7 +179,7 @@ class LoopCommitter:
                 connection = await self._store.connect()
             ids = await self._store.append(connection, stored)
         except IntegrityError:
-            state.connection = connection  # the server answered: still usable
+            await self._keep(state, connection)  # the server answered: still usable
             raise
         except Exception as error:
             if connection is not None:
@@ -184,7 +187,7 @@ class LoopCommitter:
             self.recovered_batches += 1
             ids = await asyncio.to_thread(self._store.append_after, stored, error)
         else:
-            state.connection = connection
+            await self._keep(state, connection)
         events = [e for pending in batch for e in pending.events]
         self._recorded(
             [
@@ -193,6 +196,14 @@ class LoopCommitter:
             ]
         )
         _answer(batch, None)
+
+    async def _keep(self, state: _LoopState, connection: Any) -> None:
+        """The connection stays for the loop's next batch, unless the committer was
+        closed meanwhile (then nothing else will close it)."""
+        if self._closed:
+            await connection.close()
+        else:
+            state.connection = connection
 
 
 def _answer(batch: list[_Pending], error: BaseException | None) -> None:

@@ -210,3 +210,43 @@ def test_each_loop_has_its_own_connection_and_an_ended_loops_is_closed() -> None
     with pytest.raises(GroupCommitClosed):
         asyncio.run(committer.commit_async([_Aggregate("c")]))
     assert set(store.stored) == {"a", "b"}
+
+
+def test_a_batch_in_flight_when_the_committer_closes_is_saved_and_its_connection_closed() -> None:
+    store = _Store()
+    committer = _committer(store)
+
+    async def scenario() -> None:
+        store.release.clear()
+        first = asyncio.create_task(committer.commit_async([_Aggregate("a")]))
+        await asyncio.sleep(0.01)
+        committer.close()  # as the service stops, with "a" being saved
+        store.release.set()
+        await first
+
+    asyncio.run(scenario())
+    assert set(store.stored) == {"a"}
+    assert [c.closed for c in store.connections] == [True]
+
+
+def test_a_batch_cancelled_with_its_loop_cancels_its_callers_and_starts_no_other() -> None:
+    store = _Store()
+    committer = _committer(store)
+
+    async def scenario() -> None:
+        store.release.clear()
+        first = asyncio.create_task(committer.commit_async([_Aggregate("a")]))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(committer.commit_async([_Aggregate("b")]))
+        await asyncio.sleep(0.01)
+        state = committer._states[asyncio.get_running_loop()]
+        assert state.saving is not None
+        state.saving.cancel()  # as asyncio.run does to what is left when it ends
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(first, timeout=5)
+        await asyncio.sleep(0.01)
+        assert state.saving is None and not second.done()
+        second.cancel()
+
+    asyncio.run(scenario())
+    assert store.batches == [["a"]]
