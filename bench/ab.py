@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.load import run_wrk
+from bench.load import approvals_used, run_wrk
 from bench.run import (
     FRONT_OFFICE,
     SIGNING_KEY,
@@ -66,7 +66,7 @@ class Side:
         self.base = self.server.url
         self.pids = self.server.pids()
         self.ids: list[str] = []
-        self.commands = self.api_ticks = self.machine_ticks = 0
+        self.commands = self.api_ticks = self.machine_ticks = self.errors = 0
         self.seconds = 0.0
         self.per_slice: list[float] = []
         self.p99: list[float] = []
@@ -77,8 +77,9 @@ class Side:
         api, machine = cpu_ticks(self.pids) - api, machine_ticks() - machine
         served = result["requests"] - result["errors"]
         if kind == "approve":
-            self.ids = self.ids[result["requests"] + CLIENTS :]
+            self.ids = self.ids[approvals_used(result["requests"]) :]
         self.commands += served
+        self.errors += result["errors"]
         self.api_ticks += api
         self.machine_ticks += machine
         self.seconds += result["seconds"]
@@ -92,6 +93,7 @@ class Side:
             "api_cpu_ms": round(self.api_ticks * ms, 3),
             "machine_cpu_ms": round(self.machine_ticks * ms, 3),
             "p99_ms_per_slice": sorted(self.p99),
+            "errors": self.errors,
         }
 
     def stop(self) -> None:
@@ -120,7 +122,8 @@ def main() -> None:
                 run_wrk(side.base, CLIENTS, 2, "register", front_office, [])  # warm up
                 if kind == "approve":
                     ids = Path(tmp) / f"{name}.json"
-                    proposals_to_approve(side.base, front_office, 2500 * slices * 3, ids)
+                    count = approvals_used(int(2500 * seconds)) * slices  # ~2,500/s a side
+                    proposals_to_approve(side.base, front_office, count, ids)
                     side.ids = json.loads(ids.read_text())
             for number in range(slices):
                 for side in sides if number % 2 == 0 else sides[::-1]:

@@ -95,6 +95,13 @@ async def run(
     }
 
 
+def approvals_used(requests: int) -> int:
+    """How many of the listed proposals a wrk run of `requests` approvals may have used:
+    each of its threads takes every n-th one from its own offset, and one thread can
+    get far ahead of the other, so a next run starts past twice the requests."""
+    return 2 * requests + 64
+
+
 def run_wrk(
     url: str, concurrency: int, seconds: float, kind: str, token: str, ids: list[str]
 ) -> dict[str, Any]:

@@ -135,7 +135,7 @@ class Server:
 RAW_CONNECTIONS = int(os.environ.get("SLRT_BENCH_RAW_CONNECTIONS", "90"))
 
 
-def raw_inserts(database_url: str, concurrency: int) -> dict[str, Any]:
+def raw_inserts(database_url: str, concurrency: int, seconds: float = SECONDS) -> dict[str, Any]:
     """Baseline: single-row INSERT of the same JSON document, one transaction each."""
     concurrency = min(concurrency, RAW_CONNECTIONS)
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -143,7 +143,7 @@ def raw_inserts(database_url: str, concurrency: int) -> dict[str, Any]:
         conn.execute("CREATE TABLE bench_rows (id uuid PRIMARY KEY, body jsonb NOT NULL)")
     counts = [0] * concurrency
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    deadline = time.perf_counter() + SECONDS
+    deadline = time.perf_counter() + seconds
     body = json.dumps(register_body(1))
 
     def writer(index: int) -> None:
