@@ -359,7 +359,12 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         kwargs = dict(pool.kwargs)
         if pool.get_password_func is not None:
             kwargs["password"] = pool.get_password_func()
-        return await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True, **kwargs)
+        return await psycopg.AsyncConnection.connect(
+            pool.conninfo,
+            autocommit=True,
+            connect_timeout=max(1, round(pool.timeout)),  # as long as the pool waits
+            **kwargs,
+        )
 
     async def append(
         self, connection: psycopg.AsyncConnection[DictRow], stored_events: Sequence[StoredEvent]
