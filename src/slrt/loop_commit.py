@@ -8,10 +8,10 @@ an asynchronous connection (ADR 0012):
 
 - a command's events are encoded and queued; if no batch of this loop is being saved,
   one is started at the end of the loop's turn with whatever is queued by then;
-- while a batch is being saved, the loop goes on deciding the next requests, whose
-  commands queue up and leave as the next batch as soon as the one before is saved.
-  There is no window: a batch is as large as the commands that came while the last one
-  was saved (`max_batch` at most), so one batch of a loop is in flight at a time;
+- one batch of a loop is in flight at a time: while it is being saved, the loop goes
+  on deciding the next requests, whose commands queue up and leave as the next batch
+  as soon as it is saved. There is no window: a batch is as large as the commands that
+  came while the last one was saved (`max_batch` at most);
 - a batch that conflicts is saved again one command at a time (each caller then hears
   only its own conflict), as in the group committer;
 - a statement that fails otherwise (a lost connection, after which the batch may or
