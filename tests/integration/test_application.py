@@ -512,6 +512,12 @@ class ApplicationScenarios:
         PostgreSQL, the group committer's thread on SQLite."""
         raise NotImplementedError
 
+    @staticmethod
+    def registration(runtime: Runtime) -> Any:
+        return runtime.app.submit_proposal_command(
+            actor=FRONT_OFFICE, kind="register", payload={"household": household()}
+        )
+
     def test_commands_run_from_an_event_loop_share_transactions(self, runtime: Runtime) -> None:
         committer = self.loop_committer(runtime)
         assert committer is not None
@@ -951,18 +957,14 @@ class TestOnSQLite(ApplicationScenarios):
         try:
             stored_before = slow.app.recorder.max_notification_id() or 0
 
-            def register() -> Any:
-                return slow.app.submit_proposal_command(
-                    actor=FRONT_OFFICE, kind="register", payload={"household": household()}
-                )
-
             async def scenario() -> Outcome:
-                first = asyncio.create_task(slow.app.run_async(register()))
-                second = asyncio.create_task(slow.app.run_async(register()))
+                first = asyncio.create_task(slow.app.run_async(self.registration(slow)))
+                second = asyncio.create_task(slow.app.run_async(self.registration(slow)))
                 await asyncio.sleep(0.02)
                 first.cancel()
                 await asyncio.wait_for(second, timeout=10)
-                return await asyncio.wait_for(slow.app.run_async(register()), timeout=10)
+                last = slow.app.run_async(self.registration(slow))
+                return await asyncio.wait_for(last, timeout=10)
 
             asyncio.run(scenario())
             assert slow.app.recorder.max_notification_id() == stored_before + 3
@@ -981,12 +983,6 @@ class TestOnPostgres(ApplicationScenarios):
         return runtime.app._loop_committer
 
     # -- commands saved on the event loop (slrt.loop_commit) ---------------------------
-
-    @staticmethod
-    def registration(runtime: Runtime) -> Any:
-        return runtime.app.submit_proposal_command(
-            actor=FRONT_OFFICE, kind="register", payload={"household": household()}
-        )
 
     def test_a_cancelled_caller_does_not_cancel_its_commit(self, runtime: Runtime) -> None:
         # Another transaction holds the events table, so the first batch waits in the

@@ -278,16 +278,13 @@ def test_the_append_from_an_event_loop_stores_the_batch_and_a_repeat_is_a_confli
     batch = _two_events()
 
     async def append_twice() -> list[int]:
-        connection = await recorder.connect()
-        try:
+        async with await recorder.connect() as connection:
             ids: list[int] = await recorder.append(connection, batch)
             with pytest.raises(IntegrityError):
                 await recorder.append(connection, batch)
             # The connection still serves: the conflict rolled back only its statement.
             assert (await connection.execute("SELECT 1")).rowcount == 1
             return ids
-        finally:
-            await connection.close()
 
     ids = asyncio.run(append_twice())
     assert _stored_once(recorder, before, ids, batch)
@@ -305,12 +302,9 @@ def test_a_loop_append_committed_but_unanswered_is_found_by_the_recovery(
     batch = _two_events()
 
     async def append() -> list[int]:
-        connection = await recorder.connect()
-        try:
+        async with await recorder.connect() as connection:
             ids: list[int] = await recorder.append(connection, batch)
             return ids
-        finally:
-            await connection.close()
 
     committed = asyncio.run(append())
     lost = psycopg.OperationalError("server closed the connection unexpectedly")

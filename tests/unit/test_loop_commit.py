@@ -95,14 +95,21 @@ def _committer(store: _Store, recorded: list[Any] | None = None) -> LoopCommitte
     )
 
 
+async def _held(committer: LoopCommitter, store: _Store, name: str) -> asyncio.Task[None]:
+    """A command whose batch is being saved, held in the store until released."""
+    store.release.clear()
+    task = asyncio.create_task(committer.commit_async([_Aggregate(name)]))
+    while not store.batches:
+        await asyncio.sleep(0.001)
+    return task
+
+
 def test_commands_queued_while_a_batch_is_saved_leave_together_as_the_next() -> None:
     store, recorded = _Store(), []
     committer = _committer(store, recorded)
 
     async def scenario() -> None:
-        store.release.clear()
-        first = asyncio.create_task(committer.commit_async([_Aggregate("a")]))
-        await asyncio.sleep(0.01)  # "a" is being saved
+        first = await _held(committer, store, "a")
         rest = [
             asyncio.create_task(committer.commit_async([_Aggregate(n)]))
             for n in ("b", "c", "d", "e")
@@ -184,9 +191,7 @@ def test_a_cancelled_caller_leaves_its_command_in_the_batch() -> None:
     committer = _committer(store)
 
     async def scenario() -> None:
-        store.release.clear()
-        holding = asyncio.create_task(committer.commit_async([_Aggregate("a")]))
-        await asyncio.sleep(0.01)
+        holding = await _held(committer, store, "a")
         queued = asyncio.create_task(committer.commit_async([_Aggregate("b")]))
         kept = asyncio.create_task(committer.commit_async([_Aggregate("c")]))
         await asyncio.sleep(0.01)
@@ -217,9 +222,7 @@ def test_a_batch_in_flight_when_the_committer_closes_is_saved_and_its_connection
     committer = _committer(store)
 
     async def scenario() -> None:
-        store.release.clear()
-        first = asyncio.create_task(committer.commit_async([_Aggregate("a")]))
-        await asyncio.sleep(0.01)
+        first = await _held(committer, store, "a")
         committer.close()  # as the service stops, with "a" being saved
         store.release.set()
         await first
@@ -234,9 +237,7 @@ def test_a_batch_cancelled_with_its_loop_cancels_its_callers_and_starts_no_other
     committer = _committer(store)
 
     async def scenario() -> None:
-        store.release.clear()
-        first = asyncio.create_task(committer.commit_async([_Aggregate("a")]))
-        await asyncio.sleep(0.01)
+        first = await _held(committer, store, "a")
         second = asyncio.create_task(committer.commit_async([_Aggregate("b")]))
         await asyncio.sleep(0.01)
         state = committer._states[asyncio.get_running_loop()]
