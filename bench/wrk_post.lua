@@ -1,5 +1,8 @@
 -- POSTs the requests listed in a file ("PATH<TAB>BODY" per line), each thread taking
 -- every n-th line from its own offset, and prints one JSON line of results at the end.
+-- A thread keeps only its own lines and splits one when it sends it: wrk runs each
+-- thread's init before it starts the next thread, so a long init (an approval run lists
+-- tens of thousands of proposals) would let the first thread run ahead, unmeasured.
 local counter = 0
 local threads = {}
 
@@ -10,15 +13,18 @@ function setup(thread)
 end
 
 function init(args)
-  paths, bodies = {}, {}
+  step = tonumber(args[3])
+  lines = {}
+  local n = 0
   for line in io.lines(args[1]) do
-    local p, b = line:match("([^\t]+)\t(.*)")
-    table.insert(paths, p)
-    table.insert(bodies, b)
+    if n % step == offset then
+      lines[#lines + 1] = line
+    end
+    n = n + 1
   end
   headers = {["Content-Type"] = "application/json"}
   if args[2] and args[2] ~= "" then headers["Authorization"] = "Bearer " .. args[2] end
-  step = tonumber(args[3])
+  sent = 0
   next_index = offset
   -- "keyed": a new Idempotency-Key on every request, as a careful client sends.
   keyed = args[4] == "keyed"
@@ -27,12 +33,13 @@ function init(args)
 end
 
 function request()
-  local k = (next_index % #bodies) + 1
+  local path, body = lines[(sent % #lines) + 1]:match("([^\t]+)\t(.*)")
   if keyed then
     headers["Idempotency-Key"] = string.format("bench-%s-%d", run, next_index)
   end
+  sent = sent + 1
   next_index = next_index + step
-  return wrk.format("POST", paths[k], headers, bodies[k])
+  return wrk.format("POST", path, headers, body)
 end
 
 function done(summary, latency, requests)
