@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
-PYTHON ?= python3
+# The OS's own CPython 3.11+ if it has one, else python3 (infra/python.sh, ADR 0013).
+PYTHON ?= $(shell bash infra/python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
