@@ -41,6 +41,7 @@ postgres-up:
 ## Benchmarks (not part of `make test`): each figure beside its baseline, in bench/results/.
 bench: $(STAMP) postgres-up
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.interleaved
 	$(BIN)/python -m bench.ranking
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.audit_overhead
