@@ -122,7 +122,7 @@ def main() -> None:
                 run_wrk(side.base, CLIENTS, 2, "register", front_office, [])  # warm up
                 if kind == "approve":
                     ids = Path(tmp) / f"{name}.json"
-                    count = approvals_used(int(2500 * seconds)) * slices  # ~2,500/s a side
+                    count = approvals_used(int(5000 * seconds)) * slices  # <5,000/s a side
                     proposals_to_approve(side.base, front_office, count, ids)
                     side.ids = json.loads(ids.read_text())
             for number in range(slices):
