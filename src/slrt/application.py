@@ -183,7 +183,9 @@ class SlrtApplication(Application[UUID]):
                     max_batch=settings.group_commit_max_batch,
                 )
                 self._reader = GroupReader(
-                    self.recorder.select_events_of, max_batch=settings.group_commit_max_batch
+                    self.recorder.select_events_of,
+                    max_batch=settings.group_commit_max_batch,
+                    window=settings.group_read_window_ms / 1000,
                 )
 
     def close(self) -> None:

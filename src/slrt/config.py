@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         ),
     )
     group_commit_max_batch: int = Field(default=200, ge=1, le=10_000)
+    group_read_window_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description=(
+            "How long a group read (PostgreSQL: the records commands decide on, read "
+            "together) waits for more at most, while it holds fewer than the previous "
+            "one read; 0: never waits (slrt.group_read)"
+        ),
+    )
     audit_anchor_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often the audit_anchor process extends the anchor"
     )

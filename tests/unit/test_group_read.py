@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -78,6 +79,67 @@ def test_a_batch_holds_at_most_max_batch_ids_unless_one_caller_asks_for_more() -
     finally:
         reader.close()
     assert [len(asked) for asked in store.asked] == [1, 2, 2]
+
+
+def _three_read_together(reader: GroupReader, store: _Store, ids: list[UUID]) -> None:
+    """One batch of three reads (the first holds the reader while the others queue)."""
+    store.release.clear()
+    store.started.clear()
+
+    async def read_all() -> None:
+        first = asyncio.ensure_future(reader.read_async(ids[:1]))
+        await asyncio.to_thread(store.started.wait, 5)
+        rest = asyncio.gather(*(reader.read_async([i]) for i in ids[1:]))
+        await asyncio.sleep(0.05)
+        store.release.set()
+        await first
+        await rest
+
+    asyncio.run(read_all())
+
+
+def test_a_batch_smaller_than_the_last_waits_the_window_for_more() -> None:
+    ids = [uuid4() for _ in range(6)]
+    store = _Store({i: [str(i)] for i in ids})
+    reader = GroupReader(store, max_batch=100, window=2.0)
+
+    async def two_apart() -> None:
+        lone = asyncio.ensure_future(reader.read_async([ids[4]]))
+        await asyncio.sleep(0.2)  # well within the window: the batch is still waiting
+        await asyncio.gather(lone, reader.read_async([ids[5]]))
+
+    try:
+        _three_read_together(reader, store, ids[:4])  # a batch of 1, then one of 3
+        asyncio.run(two_apart())
+    finally:
+        reader.close()
+    assert store.asked[-1] == [ids[4], ids[5]]  # the second waited for and joined the first
+
+
+def test_a_lone_caller_waits_for_nobody() -> None:
+    a, b = uuid4(), uuid4()
+    store = _Store({a: ["a1"], b: ["b1"]})
+    reader = GroupReader(store, max_batch=100, window=60.0)
+    started = time.monotonic()
+    try:
+        assert asyncio.run(reader.read_async([a])) == {a: ["a1"]}  # nothing read before
+        assert asyncio.run(reader.read_async([b])) == {b: ["b1"]}  # after a batch of one
+    finally:
+        reader.close()
+    assert time.monotonic() - started < 30  # neither waited out the 60 s window
+    assert store.asked == [[a], [b]]
+
+
+def test_the_window_ends_and_fewer_are_read() -> None:
+    ids = [uuid4() for _ in range(5)]
+    store = _Store({i: [str(i)] for i in ids})
+    reader = GroupReader(store, max_batch=100, window=0.05)
+    try:
+        _three_read_together(reader, store, ids[:4])
+        assert asyncio.run(reader.read_async([ids[4]])) == {ids[4]: [str(ids[4])]}
+    finally:
+        reader.close()
+    assert store.asked[-1] == [ids[4]]
 
 
 def test_a_failed_read_fails_its_callers_and_the_reader_goes_on() -> None:
