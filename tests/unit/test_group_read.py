@@ -101,7 +101,7 @@ def _three_read_together(reader: GroupReader, store: _Store, ids: list[UUID]) ->
 def test_a_batch_smaller_than_the_last_waits_the_window_for_more() -> None:
     ids = [uuid4() for _ in range(6)]
     store = _Store({i: [str(i)] for i in ids})
-    reader = GroupReader(store, max_batch=100, window=2.0)
+    reader = GroupReader(store, max_batch=100, window=1.0)
 
     async def two_apart() -> None:
         lone = asyncio.ensure_future(reader.read_async([ids[4]]))
