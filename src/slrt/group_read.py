@@ -13,10 +13,10 @@ A batch also waits a little for more (`window`: `SLRT_GROUP_READ_WINDOW_MS`, 1 m
 default), but only while it holds fewer ids than the previous batch read: a read's
 cost is mostly the batch's, not its ids' (a statement, a hand-over to this thread and
 back, the decisions and the append that follow as a batch of their own), so under load
-a batch that leaves as soon as its first read arrives costs every command more. Measured with two API
-processes and 32 clients on approvals: 1.1–1.2× the rate and 0.8–0.9× the machine's
-CPU per approval (bench/README.md, twentieth session). A lone caller waits for nobody:
-after a batch of one, the next expects one.
+a batch that leaves as soon as its first read arrives costs every command more.
+Measured with two API processes and 32 clients on approvals: 1.1–1.2× the rate and
+0.8–0.9× the machine's CPU per approval (bench/README.md, twentieth session; ADR 0014).
+A lone caller waits for nobody: after a batch of one, the next expects one.
 """
 
 from __future__ import annotations
