@@ -69,31 +69,22 @@ class GroupReader(BatchingThread[_Pending]):
         settle_on_loops([(pending.waiter, None, _closed())])
 
     def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        batch, count = [first], len(first.ids)
-        deadline: float | None = None
-        try:
-            while count < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    if count >= self._expected or self.window <= 0:
-                        break
-                    if deadline is None:
-                        deadline = time.monotonic() + self.window
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        item = self._queue.get(timeout=left)
-                    except queue.Empty:
-                        break
-                if item is None:
-                    return batch, True
-                batch.append(item)
-                count += len(item.ids)
-            return batch, False
-        finally:
-            self._expected = count
+        batch, count, closing = [first], len(first.ids), False
+        deadline = time.monotonic() + self.window
+        while count < self.max_batch:
+            # Fewer than the previous batch: wait for more until the deadline.
+            left = deadline - time.monotonic() if count < self._expected else 0.0
+            try:
+                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                closing = True
+                break
+            batch.append(item)
+            count += len(item.ids)
+        self._expected = count
+        return batch, closing
 
     def _serve(self, batch: list[_Pending]) -> None:
         self.batches += 1
