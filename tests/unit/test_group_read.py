@@ -59,30 +59,10 @@ def test_callers_waiting_together_are_read_in_one_statement_and_get_their_own_sh
     assert (reader.batches, reader.reads) == (2, 4)
 
 
-def test_a_batch_holds_at_most_max_batch_ids_unless_one_caller_asks_for_more() -> None:
-    ids = [uuid4() for _ in range(5)]
-    store = _Store({i: [str(i)] for i in ids})
-    store.release.clear()
-    reader = GroupReader(store, max_batch=2)
-
-    async def read_all() -> None:
-        first = asyncio.ensure_future(reader.read_async(ids[:1]))
-        await asyncio.to_thread(store.started.wait, 5)
-        rest = asyncio.gather(*(reader.read_async([i]) for i in ids[1:]))
-        await asyncio.sleep(0.05)
-        store.release.set()
-        await first
-        await rest
-
-    try:
-        asyncio.run(read_all())
-    finally:
-        reader.close()
-    assert [len(asked) for asked in store.asked] == [1, 2, 2]
-
-
-def _three_read_together(reader: GroupReader, store: _Store, ids: list[UUID]) -> None:
-    """One batch of three reads (the first holds the reader while the others queue)."""
+def _read_while_the_first_holds_the_reader(
+    reader: GroupReader, store: _Store, ids: list[UUID]
+) -> None:
+    """Reads ids[0] alone, and the other ids (one read each) while it holds the reader."""
     store.release.clear()
     store.started.clear()
 
@@ -98,6 +78,17 @@ def _three_read_together(reader: GroupReader, store: _Store, ids: list[UUID]) ->
     asyncio.run(read_all())
 
 
+def test_a_batch_holds_at_most_max_batch_ids_unless_one_caller_asks_for_more() -> None:
+    ids = [uuid4() for _ in range(5)]
+    store = _Store({i: [str(i)] for i in ids})
+    reader = GroupReader(store, max_batch=2)
+    try:
+        _read_while_the_first_holds_the_reader(reader, store, ids)
+    finally:
+        reader.close()
+    assert [len(asked) for asked in store.asked] == [1, 2, 2]
+
+
 def test_a_batch_smaller_than_the_last_waits_the_window_for_more() -> None:
     ids = [uuid4() for _ in range(6)]
     store = _Store({i: [str(i)] for i in ids})
@@ -109,7 +100,9 @@ def test_a_batch_smaller_than_the_last_waits_the_window_for_more() -> None:
         await asyncio.gather(lone, reader.read_async([ids[5]]))
 
     try:
-        _three_read_together(reader, store, ids[:4])  # a batch of 1, then one of 3
+        _read_while_the_first_holds_the_reader(
+            reader, store, ids[:4]
+        )  # a batch of 1, then one of 3
         asyncio.run(two_apart())
     finally:
         reader.close()
@@ -135,7 +128,7 @@ def test_the_window_ends_and_fewer_are_read() -> None:
     store = _Store({i: [str(i)] for i in ids})
     reader = GroupReader(store, max_batch=100, window=0.05)
     try:
-        _three_read_together(reader, store, ids[:4])
+        _read_while_the_first_holds_the_reader(reader, store, ids[:4])
         assert asyncio.run(reader.read_async([ids[4]])) == {ids[4]: [str(ids[4])]}
     finally:
         reader.close()
