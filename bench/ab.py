@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.load import approvals_used, run_wrk
+from bench.load import run_wrk
 from bench.run import (
     FRONT_OFFICE,
     SIGNING_KEY,
@@ -30,7 +30,7 @@ from bench.run import (
     Server,
     drop_postgres,
     fresh_postgres,
-    proposals_to_approve,
+    listed_proposals,
 )
 from slrt.config import Settings
 from slrt.security import issue_token
@@ -77,7 +77,7 @@ class Side:
         api, machine = cpu_ticks(self.pids) - api, machine_ticks() - machine
         served = result["requests"] - result["errors"]
         if kind == "approve":
-            self.ids = self.ids[approvals_used(result["requests"]) :]
+            self.ids = self.ids[result["listed_used"] :]
         self.commands += served
         self.errors += result["errors"]
         self.api_ticks += api
@@ -115,16 +115,15 @@ def main() -> None:
         worktree = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "-f", "-q", str(worktree), base], check=True)
         try:
-            for name, tree in (("base", worktree), ("new", ROOT)):
+            for tree in (worktree, ROOT):
                 urls.append(fresh_postgres())
                 side = Side(tree, urls[-1])
                 sides.append(side)
-                run_wrk(side.base, CLIENTS, 2, "register", front_office, [])  # warm up
+                warm = run_wrk(side.base, CLIENTS, 2, "register", front_office, [])
                 if kind == "approve":
-                    ids = Path(tmp) / f"{name}.json"
-                    count = approvals_used(int(5000 * seconds)) * slices  # <5,000/s a side
-                    proposals_to_approve(side.base, front_office, count, ids)
-                    side.ids = json.loads(ids.read_text())
+                    side.ids = listed_proposals(
+                        side.base, front_office, warm["rate"], seconds, slices
+                    )
             for number in range(slices):
                 for side in sides if number % 2 == 0 else sides[::-1]:
                     side.serve(kind, token, seconds)

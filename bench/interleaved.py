@@ -17,12 +17,10 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from bench.load import approvals_used, run_wrk
+from bench.load import run_wrk
 from bench.run import (
     FRONT_OFFICE,
     RESULTS,
@@ -31,7 +29,7 @@ from bench.run import (
     Server,
     drop_postgres,
     fresh_postgres,
-    proposals_to_approve,
+    listed_proposals,
     raw_inserts,
 )
 from slrt.config import Settings
@@ -56,13 +54,11 @@ def main() -> None:
     try:
         run_wrk(server.url, CLIENTS, 2, "register", front_office, [])  # warm up
         ids: list[str] = []
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "ids.json"
-            count = approvals_used(int(5000 * seconds)) * slices  # ~4,000/s at most
-            proposals_to_approve(server.url, front_office, count, path)
-            ids = json.loads(path.read_text())
         for kind in KINDS:
             token = village_head if kind == "approve" else front_office
+            if kind == "approve":
+                fastest = max(report[k]["median_rate"] for k in ("register", "complaint"))
+                ids = listed_proposals(server.url, front_office, fastest, seconds, slices)
             pairs = []
             for number in range(slices):
                 order = ("raw", "api") if number % 2 == 0 else ("api", "raw")
@@ -73,7 +69,7 @@ def main() -> None:
                     else:
                         result = run_wrk(server.url, CLIENTS, seconds, kind, token, ids)
                         if kind == "approve":
-                            ids = ids[approvals_used(result["requests"]) :]
+                            ids = ids[result["listed_used"] :]
                         pair["api"] = round(
                             (result["requests"] - result["errors"]) / result["seconds"], 1
                         )

@@ -215,6 +215,19 @@ def proposals_to_approve(url: str, token: str, count: int, path: Path) -> None:
     path.write_text(json.dumps(ids))
 
 
+def listed_proposals(url: str, token: str, rate: float, seconds: float, runs: int) -> list[str]:
+    """Submits proposals for `runs` approval runs of `seconds` each at up to twice `rate`
+    (what a command ran at on the same server just before; approvals have run at up to
+    1.2 times a registration's rate), and returns their ids. Each run starts past the
+    ones the last may have used (bench.load.run_wrk's `listed_used`); a run that finds
+    its list used up sends approvals twice, which are refused: errors, not a faster rate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ids.json"
+        proposals_to_approve(url, token, int(2 * rate * seconds * runs) + 64 * runs, path)
+        ids: list[str] = json.loads(path.read_text())
+    return ids
+
+
 def bench_backend(
     name: str, database_url: str, tokens: dict[str, str], processes: int = 1
 ) -> dict[str, Any]:
