@@ -86,16 +86,24 @@ def test_events_are_saved_and_read_at_once_after_postgresql_closed_every_connect
     assert postgres_app.repository.get(thing.id).version == 1
 
 
-def test_the_event_store_never_starts_parallel_workers(postgres_app: SlrtApplication) -> None:
-    """The group read of many aggregates got parallel workers once the events table was
-    large (bench/README.md, tenth session): every pooled connection turns them off."""
+def test_the_event_store_never_starts_parallel_workers_nor_compiles_plans(
+    postgres_app: SlrtApplication,
+) -> None:
+    """The group read of many aggregates got parallel workers, then JIT compilation,
+    once the events table was large (bench/README.md, tenth and twenty-first sessions):
+    every pooled connection turns both off."""
     pool = _pool(postgres_app)
     connections = [pool.getconn() for _ in range(pool.max_size)]
     try:
         settings = [
-            conn.execute("SHOW max_parallel_workers_per_gather").fetchone() for conn in connections
+            (
+                conn.execute("SHOW max_parallel_workers_per_gather").fetchone(),
+                conn.execute("SHOW jit").fetchone(),
+            )
+            for conn in connections
         ]
     finally:
         for conn in connections:
             pool.putconn(conn)
-    assert settings == [{"max_parallel_workers_per_gather": "0"}] * pool.max_size
+    expected = ({"max_parallel_workers_per_gather": "0"}, {"jit": "off"})
+    assert settings == [expected] * pool.max_size

@@ -710,12 +710,15 @@ class Factory(es_postgres.PostgresFactory):
 
 
 #: Every statement of the event store reads or writes a few rows by index (a command's
-#: records, its appends) or a page in notification order. None gains from parallel
-#: workers, and the group read did get them: once the events table outgrew what the
-#: planner expected of `originator_id = ANY(…)`, PostgreSQL started workers for each
-#: read, and 128 clients' approvals ran at 1,500–2,300/s instead of 3,200
-#: (bench/README.md, tenth session).
-_NO_PARALLEL_WORKERS = b"SET max_parallel_workers_per_gather = 0"
+#: records, its appends) or a page in notification order, so none gains from parallel
+#: workers or from compiling its plan. Both came with the planner's estimate of
+#: `originator_id = ANY(…)` once the events table outgrew it (never analysed, it takes
+#: a large share of the table for a few ids): parallel workers for each group read,
+#: and 128 clients' approvals ran at 1,500–2,300/s instead of 3,200 (bench/README.md,
+#: tenth session); then JIT compilation (LLVM) of each read, with the estimated cost
+#: over `jit_above_cost`: approvals at 32 clients fell from 6,300–7,700/s to
+#: 2,500–4,200/s, PostgreSQL's CPU per approval four times as much (twenty-first session).
+_EVENT_STORE_SETTINGS = (b"SET max_parallel_workers_per_gather = 0", b"SET jit = off")
 
 
 def configure_connection(
@@ -724,7 +727,8 @@ def configure_connection(
     """The library's set-up of a new connection (autocommit, idle timeout), then ours."""
     if configure is not None:
         configure(conn)
-    conn.execute(_NO_PARALLEL_WORKERS)
+    for statement in _EVENT_STORE_SETTINGS:
+        conn.execute(statement)
 
 
 def check_if_closed(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
