@@ -3,6 +3,7 @@ not handed out, and open ones are handed out without a round trip."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -107,3 +108,19 @@ def test_the_event_store_never_starts_parallel_workers_nor_compiles_plans(
             pool.putconn(conn)
     expected = ({"max_parallel_workers_per_gather": "0"}, {"jit": "off"})
     assert settings == [expected] * pool.max_size
+
+
+def test_the_event_loops_appends_connect_as_the_pool_does(postgres_app: SlrtApplication) -> None:
+    """The loop committer's own connections (slrt.loop_commit) are set up as the
+    pool's: without it, its appends were JIT-compiled as the group read was."""
+
+    async def settings() -> tuple[Any, Any]:
+        connection = await postgres_app.recorder.connect()  # type: ignore[attr-defined]
+        try:
+            workers = await connection.execute("SHOW max_parallel_workers_per_gather")
+            jit = await connection.execute("SHOW jit")
+            return await workers.fetchone(), await jit.fetchone()
+        finally:
+            await connection.close()
+
+    assert asyncio.run(settings()) == ({"max_parallel_workers_per_gather": "0"}, {"jit": "off"})

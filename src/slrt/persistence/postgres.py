@@ -353,18 +353,22 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     # -- the append from an event loop (slrt.loop_commit.LoopStore) ----------------------
 
     async def connect(self) -> psycopg.AsyncConnection[DictRow]:
-        """A connection for appends from an event loop, as the pool's are made."""
+        """A connection for appends from an event loop, made and set up as the pool's
+        are (no parallel workers, no JIT: `_EVENT_STORE_SETTINGS`)."""
         pool = self.datastore.pool
         assert isinstance(pool.kwargs, dict) and isinstance(pool.conninfo, str)
         kwargs = dict(pool.kwargs)
         if pool.get_password_func is not None:
             kwargs["password"] = pool.get_password_func()
-        return await psycopg.AsyncConnection.connect(
+        connection = await psycopg.AsyncConnection.connect(
             pool.conninfo,
             autocommit=True,
             connect_timeout=max(1, round(pool.timeout)),  # as long as the pool waits
             **kwargs,
         )
+        for statement in _EVENT_STORE_SETTINGS:
+            await connection.execute(statement)
+        return connection
 
     async def append(
         self, connection: psycopg.AsyncConnection[DictRow], stored_events: Sequence[StoredEvent]
