@@ -112,7 +112,9 @@ def test_the_event_store_never_starts_parallel_workers_nor_compiles_plans(
 
 def test_the_event_loops_appends_connect_as_the_pool_does(postgres_app: SlrtApplication) -> None:
     """The loop committer's own connections (slrt.loop_commit) are set up as the
-    pool's: without it, its appends were JIT-compiled as the group read was."""
+    pool's. They were made without either setting; a trial that read the group read's
+    statement on such a connection had it JIT-compiled again (bench/README.md,
+    twenty-first session)."""
 
     async def settings() -> tuple[Any, Any]:
         connection = await postgres_app.recorder.connect()  # type: ignore[attr-defined]
