@@ -87,6 +87,10 @@ def test_events_are_saved_and_read_at_once_after_postgresql_closed_every_connect
     assert postgres_app.repository.get(thing.id).version == 1
 
 
+#: What `SHOW` answers on every connection of the event store (slrt.persistence.postgres).
+_NO_WORKERS_NO_JIT = ({"max_parallel_workers_per_gather": "0"}, {"jit": "off"})
+
+
 def test_the_event_store_never_starts_parallel_workers_nor_compiles_plans(
     postgres_app: SlrtApplication,
 ) -> None:
@@ -106,8 +110,7 @@ def test_the_event_store_never_starts_parallel_workers_nor_compiles_plans(
     finally:
         for conn in connections:
             pool.putconn(conn)
-    expected = ({"max_parallel_workers_per_gather": "0"}, {"jit": "off"})
-    assert settings == [expected] * pool.max_size
+    assert settings == [_NO_WORKERS_NO_JIT] * pool.max_size
 
 
 def test_the_event_loops_appends_connect_as_the_pool_does(postgres_app: SlrtApplication) -> None:
@@ -125,4 +128,4 @@ def test_the_event_loops_appends_connect_as_the_pool_does(postgres_app: SlrtAppl
         finally:
             await connection.close()
 
-    assert asyncio.run(settings()) == ({"max_parallel_workers_per_gather": "0"}, {"jit": "off"})
+    assert asyncio.run(settings()) == _NO_WORKERS_NO_JIT

@@ -12,7 +12,7 @@ INSERT per layer of the batch.
 from __future__ import annotations
 
 import select
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -353,22 +353,19 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     # -- the append from an event loop (slrt.loop_commit.LoopStore) ----------------------
 
     async def connect(self) -> psycopg.AsyncConnection[DictRow]:
-        """A connection for appends from an event loop, made and set up as the pool's
-        are (no parallel workers, no JIT: `_EVENT_STORE_SETTINGS`)."""
+        """A connection for appends from an event loop, made with the pool's parameters
+        (its start-up options included: no parallel workers, no JIT)."""
         pool = self.datastore.pool
         assert isinstance(pool.kwargs, dict) and isinstance(pool.conninfo, str)
         kwargs = dict(pool.kwargs)
         if pool.get_password_func is not None:
             kwargs["password"] = pool.get_password_func()
-        connection = await psycopg.AsyncConnection.connect(
+        return await psycopg.AsyncConnection.connect(
             pool.conninfo,
             autocommit=True,
             connect_timeout=max(1, round(pool.timeout)),  # as long as the pool waits
             **kwargs,
         )
-        for statement in _EVENT_STORE_SETTINGS:
-            await connection.execute(statement)
-        return connection
 
     async def append(
         self, connection: psycopg.AsyncConnection[DictRow], stored_events: Sequence[StoredEvent]
@@ -700,7 +697,7 @@ def _layer_numbers(stored_events: Sequence[StoredEvent]) -> list[int]:
 
 class Factory(es_postgres.PostgresFactory):
     """The library's PostgreSQL factory, with the hash-chained application recorder, a
-    cheaper check of pooled connections, and no parallel workers for its statements."""
+    cheaper check of pooled connections, and the event store's session settings."""
 
     application_recorder_class = AuditedPostgresApplicationRecorder
 
@@ -709,8 +706,10 @@ class Factory(es_postgres.PostgresFactory):
         pool = self.datastore.pool
         if pool._check is not None:  # POSTGRES_PRE_PING
             pool._check = partial(check_if_closed, pool)
-        # The pool opens its connections on first use, after this.
-        pool._configure = partial(configure_connection, pool._configure)
+        # The pool opens its connections on first use, after this; the loop committer's
+        # connections are made with the same parameters (`connect`).
+        assert isinstance(pool.kwargs, dict)
+        pool.kwargs["options"] = _EVENT_STORE_OPTIONS
 
 
 #: Every statement of the event store reads or writes a few rows by index (a command's
@@ -722,17 +721,9 @@ class Factory(es_postgres.PostgresFactory):
 #: tenth session); then JIT compilation (LLVM) of each read, with the estimated cost
 #: over `jit_above_cost`: approvals at 32 clients fell from 6,300–7,700/s to
 #: 2,500–4,200/s, PostgreSQL's CPU per approval four times as much (twenty-first session).
-_EVENT_STORE_SETTINGS = (b"SET max_parallel_workers_per_gather = 0", b"SET jit = off")
-
-
-def configure_connection(
-    configure: Callable[[psycopg.Connection[Any]], None] | None, conn: psycopg.Connection[Any]
-) -> None:
-    """The library's set-up of a new connection (autocommit, idle timeout), then ours."""
-    if configure is not None:
-        configure(conn)
-    for statement in _EVENT_STORE_SETTINGS:
-        conn.execute(statement)
+#: Sent as the connection's start-up options, so every connection made with the pool's
+#: parameters has them from its first statement, at no extra round trip.
+_EVENT_STORE_OPTIONS = "-c max_parallel_workers_per_gather=0 -c jit=off"
 
 
 def check_if_closed(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
