@@ -185,8 +185,8 @@ def drop_postgres(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def proposals_to_approve(url: str, token: str, count: int, path: Path) -> None:
-    """Submits `count` proposals (16 at a time) and writes their ids for the approval run."""
+def proposals_to_approve(url: str, token: str, count: int) -> list[str]:
+    """Submits `count` proposals (16 at a time); their ids, for approval runs."""
     ids: list[str] = []
     lock = threading.Lock()
     numbers = iter(range(1_000_000, 1_000_000 + count))
@@ -212,20 +212,19 @@ def proposals_to_approve(url: str, token: str, count: int, path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    path.write_text(json.dumps(ids))
-
-
-def listed_proposals(url: str, token: str, rate: float, seconds: float, runs: int) -> list[str]:
-    """Submits proposals for `runs` approval runs of `seconds` each at up to twice `rate`
-    (what a command ran at on the same server just before; approvals have run at up to
-    1.2 times a registration's rate), and returns their ids. Each run starts past the
-    ones the last may have used (bench.load.run_wrk's `listed_used`); a run that finds
-    its list used up sends approvals twice, which are refused: errors, not a faster rate."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ids.json"
-        proposals_to_approve(url, token, int(2 * rate * seconds * runs) + 64 * runs, path)
-        ids: list[str] = json.loads(path.read_text())
     return ids
+
+
+def listed_proposals(
+    url: str, token: str, rate: float, seconds: float, runs: int, margin: float = 2.0
+) -> list[str]:
+    """Submits proposals for `runs` approval runs of `seconds` each at up to `margin`
+    times `rate` (what a command ran at on the same server just before; approvals have
+    run at up to 1.2 times a registration's rate), and returns their ids. Each run starts
+    past the ones the last may have used (bench.load.run_wrk's `listed_used`); a run
+    that finds its list used up sends approvals twice, which are refused: errors, not a
+    faster rate."""
+    return proposals_to_approve(url, token, int(margin * rate * seconds * runs) + 64 * runs)
 
 
 def bench_backend(
@@ -245,8 +244,8 @@ def bench_backend(
                     # runs out, and an approval sent twice is refused (409), an error.
                     fastest = max(r["rate"] for r in results["runs"][-2:])
                     margin = 2.5 if concurrency == 1 else 1.6
-                    expected = int(fastest * SECONDS * margin) + 50
-                    proposals_to_approve(server.url, tokens["fo"], expected, ids)
+                    listed = listed_proposals(server.url, tokens["fo"], fastest, SECONDS, 1, margin)
+                    ids.write_text(json.dumps(listed))
                 token = tokens["kades"] if kind == "approve" else tokens["fo"]
                 outcome = load(server.url, concurrency, kind, token, ids)
                 outcome.update(kind=kind, concurrency=concurrency)
