@@ -26,7 +26,14 @@ from eventsourcing.application import (
     Repository,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import EventStore, IntegrityError, OperationalError, Recording
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+    OperationalError,
+    Recording,
+    Transcoder,
+)
 
 from slrt.config import Settings
 from slrt.domain import windows
@@ -54,6 +61,7 @@ from slrt.domain.user import User
 from slrt.group_commit import Expected, GroupCommitter, is_conflict
 from slrt.group_read import GroupReader
 from slrt.loop_commit import LoopCommitter
+from slrt.persistence.encoding import OrjsonTranscoder
 from slrt.persistence.postgres import AuditedPostgresApplicationRecorder
 
 log = structlog.get_logger("slrt.commands")
@@ -187,6 +195,16 @@ class SlrtApplication(Application[UUID]):
                     max_batch=settings.group_commit_max_batch,
                     window=settings.group_read_window_ms / 1000,
                 )
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON transcoder encoding with orjson (slrt.persistence.encoding),
+        unless the environment names another transcoder."""
+        transcoder = self.factory.transcoder()
+        if type(transcoder) is JSONTranscoder:
+            transcoder = OrjsonTranscoder()
+        if isinstance(transcoder, JSONTranscoder):
+            self.register_transcodings(transcoder)
+        return transcoder
 
     def close(self) -> None:
         if self._loop_committer is not None:
