@@ -190,3 +190,31 @@ def test_a_logger_cached_before_logging_is_configured_again_writes_where_it_says
     finally:
         logging.getLogger().handlers[:] = []
         structlog.reset_defaults()
+
+
+def test_a_line_below_the_level_reaches_no_processor(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from slrt.config import Settings
+
+    configure_logging(Settings(_env_file=None, log_format="json", log_level="WARNING"))
+    seen: list[str] = []
+
+    def spy(_logger: object, _method: str, event_dict: dict[str, object]) -> dict[str, object]:
+        seen.append(str(event_dict["event"]))
+        return event_dict
+
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[spy, *processors])
+    try:
+        log = structlog.get_logger("slrt.level")
+        log.info("below the level", nik="6474011508800001")
+        log.debug("below it too")
+        log.warning("at the level")
+        log.error("above it")
+        assert seen == ["at the level", "above it"]
+        written = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+        assert written == ["at the level", "above it"]
+    finally:
+        logging.getLogger().handlers[:] = []
+        structlog.reset_defaults()
