@@ -35,6 +35,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 from psycopg_pool import ConnectionPool
 
+from slrt.persistence.arrays import ByteaArray, Int4Array, Int8Array, TextArray, UuidArray
 from slrt.persistence.chain import (
     FOLLOWED_TOPICS,
     GENESIS,
@@ -213,6 +214,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             ).format(append=Identifier(append), **names)
         )
         self._lock_timeout = f"{datastore.lock_timeout}s"
+        self._uuid_ids = datastore.originator_id_type == "uuid"
         self._select_as_sent = _rendered(
             SQL(
                 "SELECT e.notification_id FROM unnest(%b::{id_type}[], %b::bigint[], "
@@ -339,13 +341,20 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         return [row["notification_id"] for row in curs.fetchall()]
 
     def _append_params(self, stored_events: Sequence[StoredEvent]) -> tuple[Any, ...]:
+        """The append's parameters, its arrays built ready to send (slrt.persistence.arrays)."""
+        ids = [s.originator_id for s in stored_events]
         return (
-            *_columns(stored_events),
-            [
-                event_digest(s.originator_id, s.originator_version, s.topic, s.state)
-                for s in stored_events
-            ],
-            _layer_numbers(stored_events),
+            UuidArray.of(ids) if self._uuid_ids else TextArray.of([str(i) for i in ids]),
+            Int8Array.of([s.originator_version for s in stored_events]),
+            TextArray.of([s.topic for s in stored_events]),
+            ByteaArray.of([s.state for s in stored_events]),
+            ByteaArray.of(
+                [
+                    event_digest(s.originator_id, s.originator_version, s.topic, s.state)
+                    for s in stored_events
+                ]
+            ),
+            Int4Array.of(_layer_numbers(stored_events)),
             GENESIS,
             self._lock_timeout,
         )
