@@ -72,3 +72,35 @@ def test_time_zone_follows_the_province() -> None:
 
 def test_masking_keeps_only_the_ends() -> None:
     assert mask_identifier("6474011508800001") == "6474********0001"
+
+
+def test_the_fast_nik_check_agrees_with_lokals_parser() -> None:
+    """`_valid_nik` is lokal's rules without lokal's result object: every verdict,
+    sex and birth date the same, over every day and month code with years around the
+    century boundary and leap years, invalid regions and serials, and random numbers."""
+    import itertools
+    import random
+    from datetime import date
+
+    from lokal import parse_nik
+
+    from slrt.domain.reference import _valid_nik
+
+    def agree(nik: str, today: date) -> None:
+        info = parse_nik(nik, reference_date=today)
+        facts = _valid_nik(nik, today)
+        assert (facts is not None) == info.valid, (nik, today, info.errors)
+        if facts is not None:
+            assert facts == (info.gender, info.birth_date), nik
+
+    todays = [date(2026, 12, 4), date(2000, 2, 29), date(2099, 12, 31), date(2100, 1, 1)]
+    regions = ["647401", "640001", "640100", "990101", "000000", "110101"]
+    years = ["00", "01", "04", "26", "27", "96", "99"]
+    for today, region, year, serial in itertools.product(
+        todays, regions, years, ["0001", "0000", "9999"]
+    ):
+        for day, month in itertools.product(range(0, 73), range(0, 14)):
+            agree(f"{region}{day:02d}{month:02d}{year}{serial}", today)
+    rng = random.Random(20261204)
+    for _ in range(20_000):
+        agree("".join(rng.choice("0123456789") for _ in range(16)), todays[0])
