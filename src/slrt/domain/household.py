@@ -52,17 +52,17 @@ def validate_indicators(value: Any) -> dict[str, bool]:
         raise InvalidInput(
             "indicators must be an object of the 14 BPS indicators", field="indicators"
         )
-    missing, unknown = _INDICATOR_SET - value.keys(), value.keys() - _INDICATOR_SET
-    if missing or unknown:
+    if value.keys() != _INDICATOR_SET:
+        missing, unknown = _INDICATOR_SET - value.keys(), value.keys() - _INDICATOR_SET
         parts = []
         if missing:
             parts.append(f"missing {', '.join(sorted(missing))}")
         if unknown:
             parts.append(f"unknown {', '.join(sorted(unknown))}")
         raise InvalidInput(f"indicators: {'; '.join(parts)}", field="indicators")
-    if not all(isinstance(v, bool) for v in value.values()):
+    if set(map(type, value.values())) != {bool}:  # bool has no subclasses
         raise InvalidInput("each indicator must be true or false", field="indicators")
-    return {name: value[name] for name in _INDICATORS}
+    return dict(zip(_INDICATORS, map(value.__getitem__, _INDICATORS), strict=True))
 
 
 def member_warnings(members: Any) -> list[str]:
