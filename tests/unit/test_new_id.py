@@ -33,3 +33,20 @@ def test_a_forked_child_does_not_draw_the_parents_next_ids() -> None:
     parent = b"".join(new_id().bytes for _ in range(3))
     assert len(child) == 48
     assert child != parent
+
+
+def test_an_id_is_what_uuid_makes_of_the_same_bytes() -> None:
+    from slrt.domain import common
+
+    for _ in range(600):  # across blocks
+        buffer, offset = common._random_ids.buffer, common._random_ids.offset
+        drawn = new_id()
+        if offset >= len(buffer):
+            buffer, offset = common._random_ids.buffer, 0
+        expected = UUID(bytes=buffer[offset : offset + 16], version=4)
+        assert drawn == expected
+        assert (str(drawn), drawn.is_safe, hash(drawn)) == (
+            str(expected),
+            expected.is_safe,
+            hash(expected),
+        )
