@@ -30,6 +30,7 @@ from eventsourcing.persistence import (
     EventStore,
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     OperationalError,
     Recording,
     Transcoder,
@@ -63,6 +64,7 @@ from slrt.group_read import GroupReader
 from slrt.loop_commit import LoopCommitter
 from slrt.persistence.encoding import OrjsonTranscoder
 from slrt.persistence.postgres import AuditedPostgresApplicationRecorder
+from slrt.projections.decoding import DecodingMapper
 
 log = structlog.get_logger("slrt.commands")
 
@@ -195,6 +197,15 @@ class SlrtApplication(Application[UUID]):
                     max_batch=settings.group_commit_max_batch,
                     window=settings.group_read_window_ms / 1000,
                 )
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper decoding with slrt.projections.decoding's EventDecoder,
+        unless the environment names another mapper."""
+        if self.factory.env.get(self.factory.MAPPER_TOPIC):
+            return super().construct_mapper()
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=DecodingMapper
+        )
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON transcoder encoding with orjson (slrt.persistence.encoding),

@@ -109,3 +109,32 @@ def test_uuids_are_revived_as_uuid_does_it() -> None:
                 _uuid_from_hex(odd)
         else:
             assert _uuid_from_hex(odd) == expected
+
+
+def test_the_decoding_mapper_gives_the_librarys_events_and_stores_as_it_does() -> None:
+    from slrt.projections.decoding import DecodingMapper
+
+    library = _mapper()
+    mapper = DecodingMapper(transcoder=library.transcoder)
+    at = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    plain = Sample(at=at, ref=uuid4(), amount=Decimal("1.50"), data={"q": 1})
+    nested = Sample(at=at, ref=None, amount=Decimal(2), data={"when": at})
+    nested.rename("y")
+    notifications = _notifications(library, plain, nested)
+    for notification in notifications:
+        fast, slow = mapper.to_domain_event(notification), library.to_domain_event(notification)
+        assert type(fast) is type(slow) and fast.__dict__ == slow.__dict__
+    # The nested Created and the Renamed went the library's way, without recursion.
+    assert mapper.decoder.fallbacks == 2
+
+
+def test_the_application_decodes_with_the_decoding_mapper(tmp_path: Any) -> None:
+    from slrt.application import SlrtApplication
+    from slrt.config import Settings
+    from slrt.projections.decoding import DecodingMapper
+
+    app = SlrtApplication(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/s.db"))
+    try:
+        assert type(app.mapper) is DecodingMapper
+    finally:
+        app.close()

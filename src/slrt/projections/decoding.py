@@ -23,7 +23,7 @@ from eventsourcing.persistence import (
     DatetimeAsISO,
     JSONTranscoder,
     Mapper,
-    Notification,
+    StoredEvent,
     UUIDAsHex,
     find_id_convertor,
 )
@@ -84,11 +84,12 @@ class EventDecoder:
         self._classes[topic] = cls if fast else None
         return self._classes[topic]
 
-    def _by_mapper(self, notification: Notification) -> Any:
+    def _by_mapper(self, notification: StoredEvent) -> Any:
         self.fallbacks += 1
-        return self.mapper.to_domain_event(notification)
+        # The library's own decoding, also when the mapper is a DecodingMapper.
+        return Mapper.to_domain_event(self.mapper, notification)
 
-    def decode(self, notification: Notification) -> Any:
+    def decode(self, notification: StoredEvent) -> Any:
         cls = self._classes.get(notification.topic, _UNSEEN) if self._fast else None
         if cls is _UNSEEN:
             cls = self._class(notification.topic)
@@ -125,3 +126,18 @@ class EventDecoder:
         event: Any = object.__new__(cls)
         object.__setattr__(event, "__dict__", values)
         return event
+
+
+class DecodingMapper(Mapper[Any]):
+    """The library's mapper, decoding stored events with an EventDecoder: the
+    application's own reads (an aggregate rebuilt to decide a command, or to answer a
+    GET) get the same events as by the library's decoding, faster (an approval spent
+    ~5 % of its CPU in the library's JSON decoding, bench/README.md, twenty-second
+    session)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decoder = EventDecoder(self)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return self.decoder.decode(stored_event)
