@@ -45,9 +45,13 @@ class SubmissionPolicy:
 
     def check(self, *, kind: str, programme: str | None, region: str, at: datetime) -> None:
         """Refuses a proposal outside its window, naming the next window."""
-        local_day = at.astimezone(region_timezone(region)).date()
+        local_day: date | None = None  # worked out once a window applies
         for window in self.windows:
-            if window.applies_to(kind, programme) and not window.is_open_on(local_day):
+            if not window.applies_to(kind, programme):
+                continue
+            if local_day is None:
+                local_day = at.astimezone(region_timezone(region)).date()
+            if not window.is_open_on(local_day):
                 first, last = window.next_opening(local_day)
                 raise OutsideSubmissionWindow(
                     f"{window.name} proposals are accepted on days {window.first_day}–"
