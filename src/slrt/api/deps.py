@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -155,8 +155,13 @@ class BearerVersionedCommand(BearerCommand):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> CommandCaller:
-        caller = await super().__call__(request, idempotency_key)
-        return replace(caller, expected_version=await expected_version(if_match))
+        # Built whole: dataclasses.replace inspects the fields on every call.
+        return CommandCaller(
+            runtime=request.app.state.runtime,
+            actor=self.actor(request),
+            idempotency=await idempotency(request, idempotency_key),
+            expected_version=await expected_version(if_match),
+        )
 
 
 CommandDep = Annotated[CommandCaller, Depends(BearerCommand(**_SCHEME))]
