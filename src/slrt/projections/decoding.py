@@ -60,8 +60,12 @@ _FASTER: dict[type, Callable[[str], Any]] = {
 class EventDecoder:
     """Turns notifications into domain events, equal to `mapper.to_domain_event`."""
 
-    def __init__(self, mapper: Mapper[Any]) -> None:
+    def __init__(
+        self, mapper: Mapper[Any], fallback: Callable[[StoredEvent], Any] | None = None
+    ) -> None:
         self.mapper = mapper
+        #: What decodes the events this decoder does not: the mapper, unless given.
+        self._fallback = fallback or mapper.to_domain_event
         transcoder = mapper.transcoder
         #: Only the library's JSON transcoder is understood; any other goes by the mapper.
         self._fast = isinstance(transcoder, JSONTranscoder)
@@ -86,8 +90,7 @@ class EventDecoder:
 
     def _by_mapper(self, notification: StoredEvent) -> Any:
         self.fallbacks += 1
-        # The library's own decoding, also when the mapper is a DecodingMapper.
-        return Mapper.to_domain_event(self.mapper, notification)
+        return self._fallback(notification)
 
     def decode(self, notification: StoredEvent) -> Any:
         cls = self._classes.get(notification.topic, _UNSEEN) if self._fast else None
@@ -137,7 +140,7 @@ class DecodingMapper(Mapper[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.decoder = EventDecoder(self)
+        self.decoder = EventDecoder(self, fallback=super().to_domain_event)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return self.decoder.decode(stored_event)
