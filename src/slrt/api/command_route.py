@@ -47,7 +47,9 @@ class _Dependency:
     name: str
     call: Callable[..., Awaitable[Any]]
     request_param: str | None
-    headers: tuple[Any, ...]  # FastAPI's ModelField of each header parameter
+    #: Each header parameter (FastAPI's ModelField), its header's name, and whether it
+    #: is required: worked out once, not per request.
+    headers: tuple[tuple[Any, str, bool], ...]
 
     @classmethod
     def of(cls, dependant: Dependant) -> _Dependency | None:
@@ -68,17 +70,20 @@ class _Dependency:
             or dependant.http_connection_param_name
         ):
             return None
-        return cls(
-            dependant.name, call, dependant.request_param_name, tuple(dependant.header_params)
+        headers = tuple(
+            (f, f.alias.replace("_", "-"), f.field_info.is_required())
+            for f in dependant.header_params
         )
+        return cls(dependant.name, call, dependant.request_param_name, headers)
 
     def header_values(self, request: Request) -> dict[str, Any] | None:
         """The header parameters' values, or None when a header is refused by its model."""
         values: dict[str, Any] = {}
-        for field in self.headers:
-            raw = request.headers.get(field.alias.replace("_", "-"))
+        headers = request.headers
+        for field, name, required in self.headers:
+            raw = headers.get(name)
             if raw is None:
-                if field.field_info.is_required():
+                if required:
                     return None
                 values[field.name] = field.get_default()
                 continue
