@@ -35,7 +35,14 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 from psycopg_pool import ConnectionPool
 
-from slrt.persistence.arrays import ByteaArray, Int4Array, Int8Array, TextArray, UuidArray
+from slrt.persistence.arrays import (
+    BinaryArray,
+    ByteaArray,
+    Int4Array,
+    Int8Array,
+    TextArray,
+    UuidArray,
+)
 from slrt.persistence.chain import (
     FOLLOWED_TOPICS,
     GENESIS,
@@ -340,14 +347,20 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         curs.execute(self._append, self._append_params(stored_events), prepare=True)
         return [row["notification_id"] for row in curs.fetchall()]
 
-    def _append_params(self, stored_events: Sequence[StoredEvent]) -> tuple[Any, ...]:
-        """The append's parameters, its arrays built ready to send (slrt.persistence.arrays)."""
+    def _columns(self, stored_events: Sequence[StoredEvent]) -> tuple[BinaryArray, ...]:
+        """The events as the append and its look-up send them: one array per column,
+        built ready to send (slrt.persistence.arrays)."""
         ids = [s.originator_id for s in stored_events]
         return (
             UuidArray.of(ids) if self._uuid_ids else TextArray.of([str(i) for i in ids]),
             Int8Array.of([s.originator_version for s in stored_events]),
             TextArray.of([s.topic for s in stored_events]),
             ByteaArray.of([s.state for s in stored_events]),
+        )
+
+    def _append_params(self, stored_events: Sequence[StoredEvent]) -> tuple[Any, ...]:
+        return (
+            *self._columns(stored_events),
             ByteaArray.of(
                 [
                     event_digest(s.originator_id, s.originator_version, s.topic, s.state)
@@ -400,7 +413,7 @@ class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
     ) -> list[int] | None:
         """The notification ids of the events, if every one is stored exactly as given."""
-        curs.execute(self._select_as_sent, _columns(stored_events), prepare=True)
+        curs.execute(self._select_as_sent, self._columns(stored_events), prepare=True)
         ids = [row["notification_id"] for row in curs.fetchall()]
         return ids if len(ids) == len(stored_events) else None
 
@@ -677,16 +690,6 @@ def _outcome_unknown(error: BaseException) -> bool:
     have been committed. (A server's error, a lock timeout say, carries its SQLSTATE.)"""
     cause = error.__cause__
     return isinstance(cause, psycopg.Error) and cause.sqlstate is None
-
-
-def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
-    """The events as the append and its look-up send them: one array per column."""
-    return (
-        [s.originator_id for s in stored_events],
-        [s.originator_version for s in stored_events],
-        [s.topic for s in stored_events],
-        [s.state for s in stored_events],
-    )
 
 
 def _layer_numbers(stored_events: Sequence[StoredEvent]) -> list[int]:
