@@ -139,10 +139,18 @@ class BearerCommand(BearerCaller):
     async def __call__(  # type: ignore[override]
         self, request: Request, idempotency_key: IdempotencyKey = None
     ) -> CommandCaller:
+        return await self.caller(request, idempotency_key)
+
+    async def caller(
+        self, request: Request, idempotency_key: str | None, if_match: str | None = None
+    ) -> CommandCaller:
+        """The caller, with If-Match's version when given; built whole for both kinds
+        of command (dataclasses.replace inspected the fields on every call)."""
         return CommandCaller(
             runtime=request.app.state.runtime,
             actor=self.actor(request),
             idempotency=await idempotency(request, idempotency_key),
+            expected_version=await expected_version(if_match),
         )
 
 
@@ -155,13 +163,7 @@ class BearerVersionedCommand(BearerCommand):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> CommandCaller:
-        # Built whole: dataclasses.replace inspects the fields on every call.
-        return CommandCaller(
-            runtime=request.app.state.runtime,
-            actor=self.actor(request),
-            idempotency=await idempotency(request, idempotency_key),
-            expected_version=await expected_version(if_match),
-        )
+        return await self.caller(request, idempotency_key, if_match)
 
 
 CommandDep = Annotated[CommandCaller, Depends(BearerCommand(**_SCHEME))]
