@@ -44,7 +44,12 @@ def new_id() -> UUID:
     ids.offset = offset + 16
     # UUID(bytes=…, version=4) without its checks (~1 % of a registration's CPU):
     # the variant and version bits set as UUID() sets them.
-    value = int.from_bytes(ids.buffer[offset : offset + 16]) & _CLEAR | _VERSION_4
+    return uuid_of_int(int.from_bytes(ids.buffer[offset : offset + 16]) & _CLEAR | _VERSION_4)
+
+
+def uuid_of_int(value: int) -> UUID:
+    """UUID(int=value) for a value known to fit in 128 bits, without the checks
+    `UUID.__init__` spends microseconds on (new ids, and ids revived by a catch-up)."""
     uuid = _new(UUID)
     _set(uuid, "int", value)
     _set(uuid, "is_safe", _UNKNOWN)

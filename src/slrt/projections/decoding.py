@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any, cast
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import (
@@ -29,13 +29,11 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
+from slrt.domain.common import uuid_of_int
+
 _TYPED = b'"_type_"'
 #: A topic not looked up yet (None is a topic only the mapper decodes).
 _UNSEEN: Any = object()
-#: Bound once: _uuid_from_hex runs once per event in a catch-up.
-_new = object.__new__
-_set = object.__setattr__
-_UNKNOWN = SafeUUID.unknown
 
 
 def _uuid_from_hex(data: str) -> UUID:
@@ -43,10 +41,7 @@ def _uuid_from_hex(data: str) -> UUID:
     (a catch-up revives a proposal id per event); anything else goes to UUID()."""
     if len(data) != 32 or not (data.isascii() and data.isalnum()):
         return UUID(data)  # braces, "urn:uuid:", and what int() alone would read
-    value = _new(UUID)
-    _set(value, "int", int(data, 16))
-    _set(value, "is_safe", _UNKNOWN)
-    return value
+    return uuid_of_int(int(data, 16))
 
 
 #: What revives the values of these transcodings, the same as their decode() without
