@@ -191,6 +191,7 @@ class SlrtApplication(Application[UUID]):
                     encode=self.mapper.to_stored_event,
                     recorded=self._recorded,
                     max_batch=settings.group_commit_max_batch,
+                    in_flight=settings.group_commit_in_flight,
                 )
                 self._reader = GroupReader(
                     self.recorder.select_events_of,

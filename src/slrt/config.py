@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         ),
     )
     group_commit_max_batch: int = Field(default=200, ge=1, le=10_000)
+    group_commit_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description=(
+            "PostgreSQL: how many batches an API process's event loop may be saving at "
+            "once, each on its own connection. Another starts only once as many "
+            "commands wait as the smallest batch being saved holds (slrt.loop_commit)"
+        ),
+    )
     group_read_window_ms: float = Field(
         default=1.0,
         ge=0,

@@ -986,9 +986,9 @@ class TestOnPostgres(ApplicationScenarios):
 
     def test_a_cancelled_caller_does_not_cancel_its_commit(self, runtime: Runtime) -> None:
         # Another transaction holds the events table, so the first batch waits in the
-        # database; a second command queues behind it. The first caller gives up (as a
-        # request whose client went away can). Its command is still saved, and the
-        # second leaves as the next batch once the first is saved.
+        # database; a second command leaves as a second batch and waits there too. The
+        # first caller gives up (as a request whose client went away can). Its command
+        # is still saved, and so is the second once the table is free.
         app, committer = runtime.app, runtime.app._loop_committer
         assert committer is not None
         stored_before = app.recorder.max_notification_id() or 0
@@ -1023,7 +1023,8 @@ class TestOnPostgres(ApplicationScenarios):
             await app.run_async(self.registration(runtime))
             state = committer._states[asyncio.get_running_loop()]
             with runtime.engine.begin() as conn:
-                pid = state.connection.info.backend_pid
+                [connection] = state.connections
+                pid = connection.info.backend_pid
                 conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             await asyncio.sleep(0.1)
             after_loss = await app.run_async(self.registration(runtime))
@@ -1033,6 +1034,41 @@ class TestOnPostgres(ApplicationScenarios):
         for outcome in outcomes:
             assert app.get_proposal(outcome.id).status is ProposalStatus.SUBMITTED
         assert committer.recovered_batches == 1
+
+    def test_two_batches_of_a_loop_in_flight_store_one_of_two_conflicting_saves(
+        self, runtime: Runtime
+    ) -> None:
+        # Two copies of one proposal, each approved: two saves of its version 2. While
+        # another transaction holds the events table, the first batch waits for it in
+        # the database and the second leaves at once on a connection of its own. Once
+        # the table is free, one is stored and the other is refused as a conflict.
+        app, committer = runtime.app, runtime.app._loop_committer
+        assert committer is not None and committer.in_flight == 2
+        proposal_id = self.submit(runtime)
+        copies = [app.repository.get(proposal_id) for _ in range(2)]
+        for copy in copies:
+            copy.approve_at_village(
+                berita_acara=berita_acara(), actor=VILLAGE_HEAD.as_record(), timestamp=app.clock()
+            )
+
+        async def scenario() -> list[Any]:
+            with runtime.engine.connect() as holder:
+                table = app.recorder.events_table_name
+                holder.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+                saves = []
+                for copy in copies:
+                    saves.append(asyncio.create_task(committer.commit_async([copy])))
+                    await asyncio.sleep(0.2)
+                state = committer._states[asyncio.get_running_loop()]
+                assert len(state.saving) == 2  # both batches wait in the database
+                holder.commit()
+            return await asyncio.wait_for(asyncio.gather(*saves, return_exceptions=True), 10)
+
+        outcomes = asyncio.run(scenario())
+        assert sorted(type(o).__name__ for o in outcomes) == ["IntegrityError", "NoneType"]
+        stored = list(app.recorder.select_events(proposal_id))
+        assert [e.originator_version for e in stored] == [1, 2]
+        assert app.get_proposal(proposal_id).status is ProposalStatus.VILLAGE_APPROVED
 
     # -- reads for decisions on the event loop (slrt.group_read) ----------------------
 

@@ -86,12 +86,15 @@ class _Store:
         return [self.stored[n] for n in names]
 
 
-def _committer(store: _Store, recorded: list[Any] | None = None) -> LoopCommitter:
+def _committer(
+    store: _Store, recorded: list[Any] | None = None, in_flight: int = 1
+) -> LoopCommitter:
     return LoopCommitter(
         store,
         encode=_encode,
         recorded=(recorded.extend if recorded is not None else lambda _: None),
         max_batch=3,
+        in_flight=in_flight,
     )
 
 
@@ -241,13 +244,60 @@ def test_a_batch_cancelled_with_its_loop_cancels_its_callers_and_starts_no_other
         second = asyncio.create_task(committer.commit_async([_Aggregate("b")]))
         await asyncio.sleep(0.01)
         state = committer._states[asyncio.get_running_loop()]
-        assert state.saving is not None
-        state.saving.cancel()  # as asyncio.run does to what is left when it ends
+        [saving] = state.saving
+        saving.cancel()  # as asyncio.run does to what is left when it ends
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(first, timeout=5)
         await asyncio.sleep(0.01)
-        assert state.saving is None and not second.done()
+        assert not state.saving and not second.done()
         second.cancel()
 
     asyncio.run(scenario())
     assert store.batches == [["a"]]
+
+
+def test_a_second_batch_starts_once_as_many_wait_as_the_one_in_flight_holds() -> None:
+    store, recorded = _Store(), []
+    committer = _committer(store, recorded, in_flight=2)
+
+    async def scenario() -> None:
+        store.release.clear()
+        first = [asyncio.create_task(committer.commit_async([_Aggregate(n)])) for n in ("a", "b")]
+        await asyncio.sleep(0.01)
+        assert store.batches == [["a", "b"]]
+        c = asyncio.create_task(committer.commit_async([_Aggregate("c")]))
+        await asyncio.sleep(0.01)
+        assert store.batches == [["a", "b"]]  # one waits; the batch in flight holds two
+        d = asyncio.create_task(committer.commit_async([_Aggregate("d")]))
+        await asyncio.sleep(0.01)
+        assert store.batches == [["a", "b"], ["c", "d"]]  # two in flight
+        e = asyncio.create_task(committer.commit_async([_Aggregate("e")]))
+        f = asyncio.create_task(committer.commit_async([_Aggregate("f")]))
+        await asyncio.sleep(0.01)
+        assert len(store.batches) == 2  # no third while two are in flight
+        store.release.set()
+        await asyncio.gather(*first, c, d, e, f)
+
+    asyncio.run(scenario())
+    assert store.batches == [["a", "b"], ["c", "d"], ["e", "f"]]
+    assert sorted(r.domain_event for r in recorded) == ["a", "b", "c", "d", "e", "f"]
+    # Each batch in flight had its own connection; both were kept for the next.
+    assert len(store.connections) == 2 and not any(c.closed for c in store.connections)
+    committer.close()
+    assert all(c.closed for c in store.connections)
+
+
+def test_one_in_flight_keeps_the_rest_waiting_however_many_they_are() -> None:
+    store = _Store()
+    committer = _committer(store, in_flight=1)
+
+    async def scenario() -> None:
+        first = await _held(committer, store, "a")
+        rest = [asyncio.create_task(committer.commit_async([_Aggregate(n)])) for n in ("b", "c")]
+        await asyncio.sleep(0.01)
+        assert store.batches == [["a"]]
+        store.release.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(scenario())
+    assert store.batches == [["a"], ["b", "c"]]
