@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -175,6 +175,8 @@ class Settings(BaseSettings):
                 POSTGRES_POOL_SIZE=str(self.postgres_pool_size),
                 POSTGRES_PRE_PING="y",
             )
+            if parameters := self.postgres_parameters():
+                env["POSTGRES_CONNECTION_PARAMETERS"] = urlencode(parameters)
         else:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             env.update(
@@ -189,9 +191,24 @@ class Settings(BaseSettings):
             )
         return env
 
+    def postgres_parameters(self) -> dict[str, str]:
+        """The connection parameters in SLRT_DATABASE_URL's query (`sslmode`,
+        `sslrootcert`, `application_name`, `options`, …: libpq's keywords), which every
+        connection to PostgreSQL is made with: the event store's (slrt.persistence.postgres
+        `Factory`), the read models' (slrt.db) and the listener's. The event store's used
+        to get only the host, port, database, user and password, so `?sslmode=require`
+        reached the read models but not the events."""
+        return dict(parse_qsl(urlparse(self.database_url).query, keep_blank_values=True))
+
     def sqlalchemy_url(self) -> str:
         """The read models live in the same database as the events."""
         if self.is_postgres:
             rest = self.database_url.split("://", 1)[1]
             return f"postgresql+psycopg://{rest}"
         return f"sqlite:///{self.sqlite_path}"
+
+
+def joined_options(ours: str, given: str | None) -> str:
+    """Start-up `options` of SLRT's own followed by those given in the database URL
+    (PostgreSQL applies them in order: where both set one, the URL's wins)."""
+    return f"{ours} {given}" if given else ours

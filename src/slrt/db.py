@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from slrt.config import Settings
+from slrt.config import Settings, joined_options
 
 metadata = MetaData()
 
@@ -168,7 +168,12 @@ def create_read_engine(settings: Settings) -> Engine:
             settings.sqlalchemy_url(),
             pool_pre_ping=True,
             pool_size=settings.postgres_pool_size,
-            connect_args={"options": f"-c lock_timeout={timeout_ms}"},
+            # Replaces the URL's `options` (SQLAlchemy's connect_args win): kept after ours.
+            connect_args={
+                "options": joined_options(
+                    f"-c lock_timeout={timeout_ms}", settings.postgres_parameters().get("options")
+                )
+            },
         )
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

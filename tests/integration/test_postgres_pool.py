@@ -10,10 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import Environment
 from psycopg_pool import ConnectionPool
 
 from slrt.application import SlrtApplication
 from slrt.config import Settings
+from slrt.db import create_read_engine
+from slrt.persistence.postgres import Factory
 
 pytestmark = pytest.mark.postgres
 
@@ -129,3 +132,61 @@ def test_the_event_loops_appends_connect_as_the_pool_does(postgres_app: SlrtAppl
             await connection.close()
 
     assert asyncio.run(settings()) == _NO_WORKERS_NO_JIT
+
+
+# -- the database URL's connection parameters ---------------------------------------
+
+_GIVEN = "application_name=slrt-given&options=-c%20statement_timeout%3D4321%20-c%20jit%3Don"
+
+
+def test_the_database_urls_parameters_reach_every_connection(postgres_database: str) -> None:
+    """`?application_name=…&options=…` in SLRT_DATABASE_URL: the event store's pool,
+    the loop committer's connections and the read models' all carry them, beside
+    SLRT's own start-up options (no parallel workers; the lock timeout). The URL's
+    `options` come after SLRT's: where both set one (here jit), the URL's wins."""
+    settings = Settings(_env_file=None, database_url=f"{postgres_database}?{_GIVEN}")
+    app = SlrtApplication(settings)
+    engine = create_read_engine(settings)
+    shown = (
+        "SELECT current_setting('application_name') AS name, "
+        "current_setting('statement_timeout') AS timeout, current_setting('jit') AS jit, "
+        "current_setting('max_parallel_workers_per_gather') AS workers, "
+        "current_setting('lock_timeout') AS lock_timeout"
+    )
+    expected = {"name": "slrt-given", "timeout": "4321ms", "jit": "on", "workers": "0"}
+
+    async def on_the_loops_connection() -> Any:
+        connection = await app.recorder.connect()  # type: ignore[attr-defined]
+        try:
+            return await (await connection.execute(shown)).fetchone()
+        finally:
+            await connection.close()
+
+    try:
+        with _pool(app).connection() as conn:
+            pooled = conn.execute(shown).fetchone()
+        assert pooled is not None and {k: pooled[k] for k in expected} == expected
+        from_loop = asyncio.run(on_the_loops_connection())
+        assert {k: from_loop[k] for k in expected} == expected
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(shown).mappings().one()
+        assert (row["name"], row["timeout"]) == ("slrt-given", "4321ms")
+        assert row["lock_timeout"] == f"{settings.postgres_lock_timeout_seconds}s"
+    finally:
+        engine.dispose()
+        app.close()
+
+
+def test_an_sslmode_the_server_cannot_meet_fails_the_event_stores_connections(
+    postgres_database: str,
+) -> None:
+    """`?sslmode=verify-full` with a root certificate that does not exist cannot be
+    met, whether this server speaks TLS or not. The event store's connections used to
+    be made without the URL's query, in plain text, so they were made."""
+    url = f"{postgres_database}?sslmode=verify-full&sslrootcert=/nonexistent/root.crt"
+    settings = Settings(_env_file=None, database_url=url)
+    pool = Factory(Environment("SlrtApplication", settings.eventsourcing_env())).datastore.pool
+    assert isinstance(pool.kwargs, dict) and pool.kwargs["sslmode"] == "verify-full"
+    kwargs = {k: v for k, v in pool.kwargs.items() if k != "row_factory"}
+    with pytest.raises(psycopg.OperationalError, match=r"SSL|root certificate"):
+        psycopg.connect(pool.conninfo, **kwargs)  # as the pool connects

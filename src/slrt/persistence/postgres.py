@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 import psycopg
@@ -35,6 +36,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 from psycopg_pool import ConnectionPool
 
+from slrt.config import joined_options
 from slrt.persistence.arrays import (
     BinaryArray,
     ByteaArray,
@@ -719,9 +721,15 @@ class Factory(es_postgres.PostgresFactory):
         if pool._check is not None:  # POSTGRES_PRE_PING
             pool._check = partial(check_if_closed, pool)
         # The pool opens its connections on first use, after this; the loop committer's
-        # connections are made with the same parameters (`connect`).
+        # connections are made with the same parameters (`connect`). Those of the
+        # database URL's query (Settings.postgres_parameters) are added: its `options`
+        # after the event store's, so that a setting given in both is the URL's.
         assert isinstance(pool.kwargs, dict)
-        pool.kwargs["options"] = _EVENT_STORE_OPTIONS
+        given = dict(
+            parse_qsl(env.get("POSTGRES_CONNECTION_PARAMETERS") or "", keep_blank_values=True)
+        )
+        pool.kwargs.update(given)
+        pool.kwargs["options"] = joined_options(_EVENT_STORE_OPTIONS, given.get("options"))
 
 
 #: Every statement of the event store reads or writes a few rows by index (a command's
