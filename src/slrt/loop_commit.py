@@ -163,10 +163,12 @@ class LoopCommitter:
     def _may_start(self, state: _LoopState) -> bool:
         """Commands wait, and either no batch is being saved, or fewer than `in_flight`
         are and at least as many commands wait as the smallest of them holds."""
-        if not state.saving or not state.queued:
-            return bool(state.queued)
-        waiting = len(state.queued)
-        return len(state.saving) < self.in_flight and waiting >= min(state.saving.values())
+        if not state.queued:
+            return False
+        if not state.saving:
+            return True
+        fewer = len(state.saving) < self.in_flight
+        return fewer and len(state.queued) >= min(state.saving.values())
 
     async def _save(self, state: _LoopState, batch: list[_Pending]) -> None:
         task = asyncio.current_task()
