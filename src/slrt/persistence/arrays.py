@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 import psycopg
@@ -51,7 +51,7 @@ class BinaryArray:
         return _HEADER.pack(1, 0, cls.element_oid, count, 1)
 
     @classmethod
-    def _of_bytes(cls, values: Sequence[bytes]) -> BinaryArray:
+    def _of_bytes(cls, values: Sequence[bytes]) -> Self:
         parts = [cls._header(len(values))]
         for value in values:
             parts.append(_LENGTH.pack(len(value)))
@@ -77,7 +77,7 @@ class TextArray(BinaryArray):
     element = "text"
 
     @classmethod
-    def of(cls, values: Sequence[str]) -> BinaryArray:
+    def of(cls, values: Sequence[str]) -> TextArray:
         return cls._of_bytes([v.encode() for v in values])
 
 
@@ -85,7 +85,7 @@ class ByteaArray(BinaryArray):
     element = "bytea"
 
     @classmethod
-    def of(cls, values: Sequence[bytes]) -> BinaryArray:
+    def of(cls, values: Sequence[bytes]) -> ByteaArray:
         return cls._of_bytes(values)
 
 
