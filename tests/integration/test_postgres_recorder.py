@@ -325,3 +325,36 @@ def test_a_loop_append_refused_by_the_server_is_retried_not_looked_up(
     assert _stored_once(recorder, before, ids, batch)
     with pytest.raises(IntegrityError):
         recorder.append_after(batch, refused)
+
+
+def test_the_event_type_is_created_on_the_first_start_only(
+    postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CREATE TYPE of a type that exists fails, and PostgreSQL logs the ERROR even though
+    the library suppresses it: every start after the first (and the inbox's snapshot
+    store, made on first use) logged one. Only a start on an empty schema sends it."""
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def recorded(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, bytes):
+            query = query.decode()
+        sent.append(query if isinstance(query, str) else query.as_string(cursor))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
+    SlrtApplication(postgres_settings).close()
+    assert [q for q in sent if "CREATE TYPE" in q] != []
+    sent.clear()
+
+    app = SlrtApplication(postgres_settings)
+    try:
+        position = app.start_inbox_position("slrt.referral-responses", 0)
+        app.snapshot_inbox_position(position)  # the snapshot store, made on first use
+        loaded = app.inbox_position(position.id)
+    finally:
+        app.close()
+
+    assert [q for q in sent if "CREATE TYPE" in q] == []
+    assert [q for q in sent if "CREATE TABLE" in q] != []  # tables still made if missing
+    assert loaded.version == position.version

@@ -63,7 +63,39 @@ log = structlog.get_logger("slrt.persistence")
 _SEAL_BATCH = 5_000
 
 
-class AuditedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder):
+class TypeCreatedOnce:
+    """A recorder that creates its composite type (`stored_event_uuid`) only when the
+    schema lacks it. The library sends CREATE TYPE at every start and suppresses the
+    DuplicateObject error when the type is there; PostgreSQL still logs that error, so
+    the database's log had an ERROR for every process started after the first, and one
+    more at the inbox's first snapshot (its store is made on first use). Tables,
+    indexes and functions are made as the library makes them. Processes starting
+    together check and create one at a time (slrt.runtime.schema_lock)."""
+
+    datastore: es_postgres.PostgresDatastore
+    stored_event_type_name: str
+
+    def create_table(self) -> None:
+        type_name = Composed(
+            [Identifier(self.datastore.schema), SQL("."), Identifier(self.stored_event_type_name)]
+        )
+        with self.datastore.transaction(commit=False) as curs:
+            name = type_name.as_string(curs)
+            curs.execute("SELECT to_regtype(%s) IS NOT NULL AS present", (name,))
+            row = curs.fetchone()
+        if row is None or not row["present"]:
+            super().create_table()  # type: ignore[misc]
+            return
+        with self.datastore.transaction(commit=True) as curs:
+            self._create_table(curs)  # type: ignore[attr-defined]
+        self.datastore.register_type_adapters()
+
+
+class PostgresAggregateRecorder(TypeCreatedOnce, es_postgres.PostgresAggregateRecorder):
+    """The library's aggregate recorder (the inbox's snapshots), its type created once."""
+
+
+class AuditedPostgresApplicationRecorder(TypeCreatedOnce, es_postgres.PostgresApplicationRecorder):
     def __init__(
         self,
         datastore: es_postgres.PostgresDatastore,
@@ -710,9 +742,11 @@ def _layer_numbers(stored_events: Sequence[StoredEvent]) -> list[int]:
 
 
 class Factory(es_postgres.PostgresFactory):
-    """The library's PostgreSQL factory, with the hash-chained application recorder, a
-    cheaper check of pooled connections, and the event store's session settings."""
+    """The library's PostgreSQL factory, with the hash-chained application recorder,
+    recorders that create their type once, a cheaper check of pooled connections, and
+    the event store's session settings."""
 
+    aggregate_recorder_class = PostgresAggregateRecorder
     application_recorder_class = AuditedPostgresApplicationRecorder
 
     def __init__(self, env: Environment) -> None:
