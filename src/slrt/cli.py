@@ -68,9 +68,20 @@ def _serve_processes(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: How long a worker process that stopped cleanly waits for the service to be stopping
+#: too before it counts as stopped on its own.
+_STOP_GRACE_SECONDS = 10.0
+
+
 def _keep_workers_running(stopping: threading.Event) -> None:
     """Runs `slrt worker all` until `stopping`; starts it again (after a second) whenever
-    it exits, so projections never stall behind a crashed worker process."""
+    it exits, so projections never stall behind a crashed worker process.
+
+    A worker exits cleanly (0) only when it is told to stop. When the whole service is
+    stopped with one signal to all its processes (systemd's default, or Ctrl-C in a
+    terminal), the worker may hear it before this process has set `stopping`: that is
+    the service stopping, not a worker lost, so it is neither logged as an error nor
+    started again."""
     command = [sys.executable, "-m", "slrt.cli", "worker", "all"]
     while not stopping.is_set():
         process = subprocess.Popen(command)
@@ -80,7 +91,12 @@ def _keep_workers_running(stopping: threading.Event) -> None:
             process.terminate()
             process.wait(timeout=30)
             return
-        log.error("workers.exited", returncode=process.returncode, action="starting again")
+        if process.returncode == 0:
+            if stopping.wait(_STOP_GRACE_SECONDS):
+                return
+            log.warning("workers.stopped", returncode=0, action="starting again")
+        else:
+            log.error("workers.exited", returncode=process.returncode, action="starting again")
         stopping.wait(1.0)
 
 

@@ -76,3 +76,49 @@ def test_two_api_processes_and_a_restarted_worker_serve_one_store(
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0
+
+
+@pytest.mark.postgres
+def test_a_stop_signalled_to_every_process_stops_the_service_without_a_lost_worker(
+    postgres_settings: Settings,
+) -> None:
+    """systemd (and Ctrl-C in a terminal) signals every process of the service at once:
+    the worker process then stops before the supervisor knows the service is stopping.
+    It is not reported as lost (an ERROR), nor started again."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLRT_DATABASE_URL": postgres_settings.database_url,
+        "SLRT_JWT_SIGNING_KEY": postgres_settings.jwt_signing_key or "",
+        "SLRT_POSTGRES_POOL_SIZE": "5",
+        "SLRT_LOG_LEVEL": "INFO",
+    }
+    command = [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--processes", "2"]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_until_serving(server, f"http://127.0.0.1:{port}/openapi.json")
+        deadline = time.monotonic() + 30
+        while not _children(server.pid, "worker"):  # the worker process is up too
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.0)  # its projections started
+        # The race made certain: the worker hears the stop first and is gone a moment
+        # (the supervisor looks every 0.5 s) before the rest of the service hears it.
+        (worker,) = _children(server.pid, "worker")
+        os.kill(worker, signal.SIGTERM)
+        while _children(server.pid, "worker") == [worker]:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        os.killpg(server.pid, signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+    assert server.returncode == 0
+    lines = output.decode(errors="replace").splitlines()
+    assert [line for line in lines if "workers.exited" in line or "workers.stopped" in line] == []
+    assert sum('"worker.running"' in line for line in lines) == 1  # never started again
