@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 
 from slrt.db import among_each, metadata, upsert
@@ -141,6 +142,13 @@ def list_activity(
     child = func.substr(region_activity.c.region, 1, length)
     within = [inside(region_activity, region), region_activity.c.day.between(start, end)]
     activity: dict[str, dict[str, Any]] = {}
+    if conn.dialect.name == "postgresql":
+        # Planned for this period and region each time. The statements are prepared
+        # after a few runs (psycopg), and PostgreSQL then settles on a generic plan made
+        # without the values: a month's plan used for a year, the country's reports
+        # took 2.0–2.4 s instead of 0.94–0.99 from the eleventh run on one connection
+        # (bench/README.md, twenty-fourth session). Until the transaction ends.
+        conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     steps = conn.execute(
         select(
             child,
