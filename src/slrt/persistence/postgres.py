@@ -68,9 +68,10 @@ class TypeCreatedOnce:
     schema lacks it. The library sends CREATE TYPE at every start and suppresses the
     DuplicateObject error when the type is there; PostgreSQL still logs that error, so
     the database's log had an ERROR for every process started after the first, and one
-    more at the inbox's first snapshot (its store is made on first use). Tables,
-    indexes and functions are made as the library makes them. Processes starting
-    together check and create one at a time (slrt.runtime.schema_lock)."""
+    more at the inbox's first snapshot (its store is made on first use). When the type
+    is there, the rest of the library's `PostgresRecorder.create_table` (9.5.6, pinned)
+    runs as it is: tables, indexes and functions, then the type adapters. Processes
+    starting together check and create one at a time (slrt.runtime.schema_lock)."""
 
     datastore: es_postgres.PostgresDatastore
     stored_event_type_name: str
