@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 
 import httpx
 
+from slrt.config import Settings
+
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def serve_env(settings: Settings, **variables: str) -> dict[str, str]:
+    """The environment of a `slrt serve` under test: this process's, the settings'
+    database and signing key, and `variables` (SLRT_… settings)."""
+    return {
+        **os.environ,
+        "SLRT_DATABASE_URL": settings.database_url,
+        "SLRT_JWT_SIGNING_KEY": settings.jwt_signing_key or "",
+        **variables,
+    }
 
 
 def wait_until_serving(server: subprocess.Popen[bytes], url: str, *, within: float = 60) -> None:

@@ -4,7 +4,6 @@ full NIK or No. KK, with its loggers cached for the life of the process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -15,19 +14,17 @@ import httpx
 from slrt.config import Settings
 from slrt.security import issue_token
 from tests.builders import FRONT_OFFICE, household
-from tests.serving import free_port, wait_until_serving
+from tests.serving import free_port, serve_env, wait_until_serving
 
 
 def test_a_served_command_is_logged_masked(sqlite_settings: Settings, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "SLRT_DATABASE_URL": sqlite_settings.database_url,
-        "SLRT_JWT_SIGNING_KEY": sqlite_settings.jwt_signing_key or "",
-        "SLRT_SUBMISSION_WINDOWS_ENFORCED": "false",
-        "SLRT_LOG_LEVEL": "INFO",
-        "SLRT_LOG_FORMAT": "json",
-    }
+    env = serve_env(
+        sqlite_settings,
+        SLRT_SUBMISSION_WINDOWS_ENFORCED="false",
+        SLRT_LOG_LEVEL="INFO",
+        SLRT_LOG_FORMAT="json",
+    )
     command = [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--no-workers"]
     with (tmp_path / "stderr").open("w+") as stderr:
         server = subprocess.Popen(command, env=env, stderr=stderr)

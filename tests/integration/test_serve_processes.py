@@ -17,7 +17,7 @@ from bench.bodies import register_body
 from slrt.config import Settings
 from slrt.security import issue_token
 from tests.builders import FRONT_OFFICE
-from tests.serving import free_port, wait_until_serving
+from tests.serving import free_port, serve_env, wait_until_serving
 
 
 def _children(pid: int, containing: str) -> list[int]:
@@ -49,14 +49,12 @@ def test_two_api_processes_and_a_restarted_worker_serve_one_store(
     postgres_settings: Settings,
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "SLRT_DATABASE_URL": postgres_settings.database_url,
-        "SLRT_JWT_SIGNING_KEY": postgres_settings.jwt_signing_key or "",
-        "SLRT_SUBMISSION_WINDOWS_ENFORCED": "false",
-        "SLRT_POSTGRES_POOL_SIZE": "5",
-        "SLRT_LOG_LEVEL": "WARNING",
-    }
+    env = serve_env(
+        postgres_settings,
+        SLRT_SUBMISSION_WINDOWS_ENFORCED="false",
+        SLRT_POSTGRES_POOL_SIZE="5",
+        SLRT_LOG_LEVEL="WARNING",
+    )
     command = [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--processes", "2"]
     server = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -86,13 +84,12 @@ def test_a_stop_signalled_to_every_process_stops_the_service_without_a_lost_work
     the worker process then stops before the supervisor knows the service is stopping.
     It is not reported as lost (an ERROR), nor started again."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SLRT_DATABASE_URL": postgres_settings.database_url,
-        "SLRT_JWT_SIGNING_KEY": postgres_settings.jwt_signing_key or "",
-        "SLRT_POSTGRES_POOL_SIZE": "5",
-        "SLRT_LOG_LEVEL": "INFO",
-    }
+    env = serve_env(
+        postgres_settings,
+        SLRT_POSTGRES_POOL_SIZE="5",
+        SLRT_LOG_LEVEL="INFO",
+        SLRT_LOG_FORMAT="json",
+    )
     command = [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--processes", "2"]
     server = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
