@@ -48,6 +48,7 @@ from slrt.domain.common import (
     NotFound,
     Role,
     VersionMismatch,
+    created,
 )
 from slrt.domain.complaint import Complaint, next_escalation
 from slrt.domain.household import Household, validate_household_data
@@ -573,7 +574,9 @@ class SlrtApplication(Application[UUID]):
                 region=region,
                 at=at,
             )
-            proposal = Proposal(
+            proposal = created(
+                Proposal,
+                "Submitted",
                 kind=proposal_kind.value,
                 region=region,
                 household_id=household_id,

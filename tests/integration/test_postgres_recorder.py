@@ -275,19 +275,20 @@ def test_the_append_from_an_event_loop_stores_the_batch_and_a_repeat_is_a_confli
 ) -> None:
     recorder = postgres_app.recorder
     before = recorder.max_notification_id() or 0
-    batch = _two_events()
+    batch, later = _two_events(), _two_events()
 
-    async def append_twice() -> list[int]:
+    async def append_twice() -> tuple[list[int], list[int]]:
         async with await recorder.connect() as connection:
             ids: list[int] = await recorder.append(connection, batch)
             with pytest.raises(IntegrityError):
                 await recorder.append(connection, batch)
-            # The connection still serves: the conflict rolled back only its statement.
+            # The connection still serves: the conflict rolled back only its statement,
+            # and the cursor it keeps for appends appends the next batch.
             assert (await connection.execute("SELECT 1")).rowcount == 1
-            return ids
+            return ids, await recorder.append(connection, later)
 
-    ids = asyncio.run(append_twice())
-    assert _stored_once(recorder, before, ids, batch)
+    ids, later_ids = asyncio.run(append_twice())
+    assert _stored_once(recorder, before, [*ids, *later_ids], [*batch, *later])
 
 
 def test_a_loop_append_committed_but_unanswered_is_found_by_the_recovery(

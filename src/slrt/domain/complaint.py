@@ -34,7 +34,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 from lokal import parse_phone, partial_mask
 
-from slrt.domain.common import IllegalTransition, InvalidInput, new_id
+from slrt.domain.common import IllegalTransition, InvalidInput, created, new_id
 from slrt.domain.common import optional_uuid as _optional_uuid
 from slrt.domain.common import require_choice as _choice
 from slrt.domain.common import require_text as _text
@@ -207,7 +207,9 @@ class Complaint(Aggregate):
                 "sla_policy_version must be a published version number (1 or more)",
                 field="sla_policy_version",
             )
-        return cls(
+        return created(
+            cls,
+            "Received",
             region=require_desa(region),
             channel=_choice(ComplaintChannel, channel, field="channel"),
             complaint_type=_choice(ComplaintType, complaint_type, field="complaint_type"),
