@@ -88,16 +88,23 @@ def fill(url: str, months: int) -> int:
 
 def raw_select(conn: Any, region: str | None, by: str, start: date, end: date) -> Any:
     """The baseline: the same rows summed per listed region in one grouped SELECT (the
-    report also counts each region's active desa, and lists the idle regions)."""
+    report also counts each region's active desa, and lists the idle regions). A
+    province is its range of kabupaten codes, as the report selects it."""
     where = "day BETWEEN :start AND :end"
     if region is not None:
-        where += " AND scope LIKE :prefix" if len(region) == 2 else " AND scope = :region"
+        where += " AND scope BETWEEN :low AND :high" if len(region) == 2 else " AND scope = :region"
     return conn.execute(
         text(
             f"SELECT substr(region, 1, {LEVELS[by]}), step, kind, sum(count), max(day) "
             f"FROM region_activity WHERE {where} GROUP BY 1, 2, 3"
         ),
-        {"start": start, "end": end, "region": region, "prefix": f"{region}.%"},
+        {
+            "start": start,
+            "end": end,
+            "region": region,
+            "low": f"{region}.00",
+            "high": f"{region}.99",
+        },
     ).all()
 
 
