@@ -75,11 +75,11 @@ def created(cls: type[TAggregate], event: str, *, timestamp: datetime, **fields:
     event (`event` names it, as its `@event` does), as eventsourcing creates it
     (`BaseAggregate._create`, then the event's `mutate`; 9.5.6, pinned), without the
     library's general work per creation: binding the arguments to the signature, and
-    filtering the event's fields by each method's parameters. 8.5 → 2.9 µs for a
-    proposal in a loop (bench/README.md, twenty-fifth session). The same event and the
-    same aggregate, for an aggregate whose `create_id` takes no arguments and whose
-    `__init__` takes exactly `fields` and `timestamp`: tests hold each aggregate
-    created so to the library's creation."""
+    filtering the event's fields by each method's parameters (ADR 0015): 8.5 → 2.9 µs
+    for a proposal in a loop. The same event and the same aggregate, for an aggregate
+    whose `create_id` takes no arguments and whose `__init__` takes exactly `fields`
+    and `timestamp`: tests/unit/test_created.py holds each aggregate created so to the
+    library's creation."""
     originator_id = cls.create_id()
     version = cls.INITIAL_VERSION
     created_event = getattr(cls, event)(
