@@ -25,6 +25,11 @@ def _children(pid: int, containing: str) -> list[int]:
     return [int(p) for p in found.stdout.split()]
 
 
+def _serve_in_two_processes(port: int) -> list[str]:
+    """`slrt serve` with two API processes (and its worker process) on `port`."""
+    return [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--processes", "2"]
+
+
 def submit(base: str, auth: dict[str, str], numbers: range) -> None:
     # New connections each time: the kernel spreads them over both API processes.
     answers = [
@@ -55,7 +60,7 @@ def test_two_api_processes_and_a_restarted_worker_serve_one_store(
         SLRT_POSTGRES_POOL_SIZE="5",
         SLRT_LOG_LEVEL="WARNING",
     )
-    command = [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--processes", "2"]
+    command = _serve_in_two_processes(port)
     server = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
     token = issue_token(postgres_settings, FRONT_OFFICE, now=datetime.now(UTC))
@@ -90,7 +95,7 @@ def test_a_stop_signalled_to_every_process_stops_the_service_without_a_lost_work
         SLRT_LOG_LEVEL="INFO",
         SLRT_LOG_FORMAT="json",
     )
-    command = [sys.executable, "-m", "slrt.cli", "serve", "--port", str(port), "--processes", "2"]
+    command = _serve_in_two_processes(port)
     server = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
