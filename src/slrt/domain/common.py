@@ -1,4 +1,5 @@
-"""What every aggregate shares: who acted, and the errors the domain raises."""
+"""What every aggregate shares: who acted, the errors the domain raises, new ids, and
+the creation of the aggregates the commands create on their hot path (`created`)."""
 
 from __future__ import annotations
 
